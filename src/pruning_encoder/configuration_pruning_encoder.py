@@ -1,0 +1,74 @@
+"""Configuration of a PruningEncoder: a Hugging Face encoder plus a token-level pruning head.
+
+This module travels with saved weights (``trust_remote_code=True``): it imports only the standard
+library and transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PreTrainedConfig
+
+MODES = ("reranking_pruning", "pruning_only")
+
+
+class PruningEncoderConfig(PreTrainedConfig):
+    """Configuration of a PruningEncoder model.
+
+    Args:
+        mode: ``"reranking_pruning"`` (backbone with a ranking head + pruning head) or
+            ``"pruning_only"`` (plain encoder + pruning head).
+        encoder_config: The backbone's configuration (a config object or its dict).
+        base_model_name_or_path: Where the backbone came from; recorded for the model card.
+        max_seq_length: Maximum tokens of one (question, context window) input. (Named so because
+            transformers reserves ``max_length`` for generation; a ``max_length`` key, as written
+            by the sentence-transformers fork, is read as this.)
+        default_threshold: Sentences whose keep-probability exceeds it are kept by ``process()``.
+        pruning_dropout: Dropout in front of the pruning head's linear layer.
+
+    Example:
+        >>> from transformers import BertConfig
+        >>> config = PruningEncoderConfig(encoder_config=BertConfig(hidden_size=32))
+        >>> config.mode, config.hidden_size
+        ('reranking_pruning', 32)
+    """
+
+    model_type = "pruning_encoder"
+
+    def __init__(
+        self,
+        mode: str = "reranking_pruning",
+        encoder_config: PreTrainedConfig | dict[str, Any] | None = None,
+        base_model_name_or_path: str | None = None,
+        max_seq_length: int = 512,
+        default_threshold: float = 0.5,
+        pruning_dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
+        if not 0.0 <= default_threshold <= 1.0:
+            raise ValueError(f"default_threshold must be within [0, 1], got {default_threshold}.")
+        max_seq_length = kwargs.pop("max_length", max_seq_length)
+        if max_seq_length < 8:
+            raise ValueError(f"max_seq_length must be at least 8 tokens, got {max_seq_length}.")
+        if isinstance(encoder_config, dict):
+            encoder_config = AutoConfig.for_model(**encoder_config)
+        self.mode = mode
+        self.encoder_config = encoder_config
+        self.base_model_name_or_path = base_model_name_or_path
+        self.max_seq_length = max_seq_length
+        self.default_threshold = default_threshold
+        self.pruning_dropout = pruning_dropout
+        super().__init__(**kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        if self.encoder_config is None:
+            raise ValueError("This PruningEncoderConfig has no encoder_config.")
+        return int(self.encoder_config.hidden_size)
+
+    @property
+    def has_ranking_head(self) -> bool:
+        return self.mode == "reranking_pruning"

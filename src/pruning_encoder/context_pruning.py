@@ -1,0 +1,532 @@
+"""``process()``: score and prune contexts for a question, Provence-style, in one forward pass.
+
+The data path: inputs → documents → sentence spans (char offsets into the original text) → one
+tokenizer call per chunk (questions and contexts apart, offsets on) → windows of whole sentences
+that fit ``max_length``, each with the question → model → mean keep-probability per sentence →
+threshold → kept spans. This module travels with saved weights, so it imports only the standard
+library, numpy, torch and transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+from transformers.utils.logging import tqdm
+
+from .sentence_splitter import Span, resolve_spans, split_sentences
+
+Result = dict[str, Any]
+
+
+@dataclass
+class Document:
+    """One (question, context) job: its text, its sentence spans and an optional title."""
+
+    question: str
+    text: str
+    spans: list[Span]
+    title: str | None = None
+    first_sentence_is_title: bool = False
+
+
+@dataclass
+class _Template:
+    """Where a tokenizer puts its special tokens around a (question, context) pair."""
+
+    prefix: list[int]
+    middle: list[int]
+    suffix: list[int]
+    question_type: int
+    context_type: int
+    uses_token_type_ids: bool
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase) -> _Template:
+        encoding = tokenizer("a", "b", add_special_tokens=True, return_token_type_ids=True)
+        sequence_ids = encoding.sequence_ids(0)
+        ids, types = encoding["input_ids"], encoding["token_type_ids"]
+        first = sequence_ids.index(0)
+        last_q = len(sequence_ids) - 1 - sequence_ids[::-1].index(0)
+        first_c = sequence_ids.index(1)
+        last_c = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
+        return cls(
+            prefix=ids[:first],
+            middle=ids[last_q + 1 : first_c],
+            suffix=ids[last_c + 1 :],
+            question_type=types[first],
+            context_type=types[first_c],
+            uses_token_type_ids="token_type_ids" in tokenizer.model_input_names,
+        )
+
+    @property
+    def num_special(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+
+@dataclass
+class _Window:
+    document: int
+    question_ids: list[int]
+    title_ids: list[int]
+    context_ids: list[int]
+    sentence_of_token: np.ndarray  # chunk-global sentence of each context token; -1: not counted
+
+
+def _pack_windows(
+    token_sentence: np.ndarray, num_sentences: int, budget: int
+) -> list[tuple[int, int]]:
+    """Token ranges of windows of whole sentences (an overlong sentence is cut into pieces)."""
+    bounds = np.searchsorted(token_sentence, np.arange(num_sentences + 1), side="left")
+    windows: list[tuple[int, int]] = []
+    start = end = int(bounds[0])
+    for i in range(num_sentences):
+        s_start, s_end = int(bounds[i]), int(bounds[i + 1])
+        if s_end - start <= budget:
+            end = s_end
+            continue
+        if end > start:
+            windows.append((start, end))
+        start = end = s_start
+        while s_end - start > budget:
+            windows.append((start, start + budget))
+            start = end = start + budget
+        end = s_end
+    if end > start or not windows:
+        windows.append((start, end))
+    return windows
+
+
+class ContextPruningMixin:
+    """Adds ``process()`` and ``score_documents()`` to a PruningEncoder model."""
+
+    config: Any
+    tokenizer: PreTrainedTokenizerBase
+
+    def process(
+        self,
+        question: str | Sequence[str],
+        context: str | Sequence[Any],
+        *,
+        threshold: float | None = None,
+        batch_size: int = 32,
+        title: str | Sequence[Any] | None = None,
+        always_select_title: bool = True,
+        reorder: bool = False,
+        top_k: int | None = None,
+        language: str = "auto",
+        sentence_splitter: Callable[[str], Sequence[Any]] | None = None,
+        presplit: bool = False,
+        return_sentence_probabilities: bool = False,
+        show_progress_bar: bool | None = None,
+    ) -> Result | list[Result] | list[list[Result]]:
+        """Score each context for the question and keep only its relevant sentences.
+
+        Input shapes (as in Provence): ``str`` + ``str`` → one result; ``str`` + list → one result
+        per document; list + list → aligned pairs; list + list of lists → several documents per
+        question. With ``presplit=True`` each document is a list of sentences instead of a string.
+
+        Args:
+            question: A question, or one per context (group).
+            context: Document(s) as described above.
+            threshold: Keep a sentence when its keep-probability exceeds this (0 keeps every
+                sentence, 1 none); defaults to the model's ``config.default_threshold``.
+            batch_size: Inputs per forward pass.
+            title: ``"first_sentence"`` (each context's first sentence is its title), title
+                string(s) shaped like ``context`` (shown to the model before each window, never
+                part of the output), or None.
+            always_select_title: With ``title="first_sentence"``, keep the title sentence whenever
+                another sentence of its context is kept.
+            reorder: Sort each question's documents by reranking score, best first (each result
+                then carries its input position as ``"index"``).
+            top_k: Keep only the ``top_k`` best-scored documents of each question.
+            language: ``"auto"``, ``"en"``, ``"ja"`` or ``"zh"`` for the built-in splitter.
+            sentence_splitter: A callable text → sentences (strings or ``(start, end)`` spans).
+            presplit: Documents are given as lists of sentences (joined by one space).
+            return_sentence_probabilities: Add ``sentence_spans`` and ``sentence_probabilities``.
+            show_progress_bar: Show a progress bar (default: only for large inputs).
+
+        Returns:
+            Result dicts shaped like the input: ``pruned_context`` (the kept original substrings,
+            in order), ``reranking_score`` (sigmoid; None in pruning_only mode),
+            ``compression_rate`` (percent of characters removed) and ``kept_spans`` (char offsets
+            into the context, whose concatenation is ``pruned_context``). An empty or
+            whitespace-only context is scored as the empty document and prunes to ``""``.
+
+        Example:
+            >>> result = model.process("Where is the Eiffel Tower?", "It is in Paris. Cats purr.")
+            >>> sorted(result)
+            ['compression_rate', 'kept_spans', 'pruned_context', 'reranking_score']
+        """
+        threshold = self.config.default_threshold if threshold is None else threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], got {threshold}.")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k}.")
+        if (reorder or top_k) and not self.config.has_ranking_head:
+            raise ValueError("reorder and top_k need reranking scores: this model is pruning_only.")
+
+        def split(text: str) -> list[Span]:
+            if sentence_splitter is not None:
+                return resolve_spans(text, sentence_splitter)
+            return split_sentences(text, language)
+
+        groups, shape = _normalise(question, context, presplit)
+        titles = _normalise_titles(title, groups, shape)
+        documents = []
+        for (group_question, items), group_titles in zip(groups, titles, strict=True):
+            for item, doc_title in zip(items, group_titles, strict=True):
+                if presplit:
+                    text, spans = _join_sentences(item)
+                else:
+                    text, spans = item, split(item)
+                documents.append(
+                    Document(
+                        group_question,
+                        text,
+                        spans,
+                        title=doc_title,
+                        first_sentence_is_title=title == "first_sentence",
+                    )
+                )
+        logits, probabilities = self.score_documents(
+            documents, batch_size=batch_size, show_progress_bar=show_progress_bar
+        )
+        scores = None if logits is None else _positive_probability(logits)
+        results = [
+            _result(
+                doc,
+                None if scores is None else float(scores[i]),
+                probabilities[i],
+                threshold,
+                always_select_title,
+                return_sentence_probabilities,
+            )
+            for i, doc in enumerate(documents)
+        ]
+        grouped, offset = [], 0
+        for _, items in groups:
+            group = results[offset : offset + len(items)]
+            offset += len(items)
+            if reorder or top_k:
+                ranked = sorted(range(len(group)), key=lambda j: -group[j]["reranking_score"])
+                ranked = ranked[:top_k] if reorder else sorted(ranked[:top_k])
+                group = [{**group[j], "index": j} for j in ranked]
+            grouped.append(group)
+        if shape == "single":
+            return grouped[0][0]
+        if shape == "documents":
+            return grouped[0]
+        if shape == "aligned":
+            return [group[0] for group in grouped]
+        return grouped
+
+    @torch.inference_mode()
+    def score_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        """Run the model over documents: best-window ranking logits and per-sentence keep-probabilities.
+
+        Returns:
+            ``(logits, probabilities)``: ``[documents, num_labels]`` ranking logits of each
+            document's best window (None without a ranking head), and for each document the mean
+            keep-probability of each of its sentences (0 for a sentence with no tokens).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        tokenizer = self.tokenizer
+        if not tokenizer.is_fast:
+            raise ValueError("process() needs a fast tokenizer (offset mapping).")
+        template = _Template.of(tokenizer)
+        model: torch.nn.Module = self  # type: ignore[assignment]
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        all_logits: list[np.ndarray] = []
+        all_probabilities: list[np.ndarray] = []
+        show = len(documents) > 4 * batch_size if show_progress_bar is None else show_progress_bar
+        try:
+            for start in tqdm(
+                range(0, len(documents), batch_size), desc="Pruning", disable=not show, unit="batch"
+            ):
+                chunk = documents[start : start + batch_size]
+                logits, probabilities = self._score_chunk(chunk, template, batch_size, device)
+                if logits is not None:
+                    all_logits.append(logits)
+                all_probabilities.extend(probabilities)
+        finally:
+            model.train(was_training)
+        logits_array = np.concatenate(all_logits) if all_logits else None
+        if logits_array is None and self.config.has_ranking_head:
+            logits_array = np.zeros((0, 1), dtype=np.float32)
+        return logits_array, all_probabilities
+
+    def _score_chunk(
+        self,
+        chunk: Sequence[Document],
+        template: _Template,
+        batch_size: int,
+        device: torch.device,
+    ) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        tokenizer = self.tokenizer
+        max_length = int(self.config.max_seq_length)
+        questions = tokenizer(
+            [doc.question for doc in chunk], add_special_tokens=False, verbose=False
+        )["input_ids"]
+        contexts = tokenizer(
+            [doc.text for doc in chunk],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            verbose=False,
+        )
+        titles = tokenizer(
+            [doc.title or "" for doc in chunk], add_special_tokens=False, verbose=False
+        )["input_ids"]
+        windows: list[_Window] = []
+        sentence_base = np.cumsum([0] + [len(doc.spans) for doc in chunk])
+        for d, doc in enumerate(chunk):
+            budget = max_length - template.num_special - len(questions[d]) - len(titles[d])
+            if budget < min(16, max_length // 4):
+                raise ValueError(
+                    f"The question (and title) take {len(questions[d]) + len(titles[d])} tokens, "
+                    f"leaving too little of max_length={max_length} for the context."
+                )
+            if not doc.spans:  # nothing to keep: score the empty document
+                windows.append(_Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
+                continue
+            owner, inside = _token_sentences(contexts["offset_mapping"][d], doc.spans)
+            counted = np.where(inside, owner + sentence_base[d], -1)
+            ids = contexts["input_ids"][d]
+            for a, b in _pack_windows(owner, len(doc.spans), budget):
+                windows.append(_Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
+        has_ranking = bool(self.config.has_ranking_head)
+        window_logits: np.ndarray | None = None
+        sums = np.zeros(int(sentence_base[-1]), dtype=np.float64)
+        counts = np.zeros(int(sentence_base[-1]), dtype=np.float64)
+        order = sorted(range(len(windows)), key=lambda w: _length(windows[w]), reverse=True)
+        for start in range(0, len(order), batch_size):
+            batch = [windows[w] for w in order[start : start + batch_size]]
+            inputs, context_start = _collate(batch, template, tokenizer.pad_token_id or 0, device)
+            output = self(**inputs)  # type: ignore[operator]
+            if has_ranking:
+                logits = output.ranking_logits.float().cpu().numpy()
+                if window_logits is None:
+                    window_logits = np.zeros((len(windows), logits.shape[1]), dtype=np.float32)
+                window_logits[order[start : start + batch_size]] = logits
+            keep = torch.softmax(output.pruning_logits.float(), dim=-1)[..., 1]
+            rows = np.concatenate(
+                [np.full(len(w.context_ids), i) for i, w in enumerate(batch)] + [np.zeros(0, int)]
+            )
+            cols = np.concatenate(
+                [np.arange(len(w.context_ids)) + context_start[i] for i, w in enumerate(batch)]
+                + [np.zeros(0, int)]
+            )
+            token_probs = keep[torch.as_tensor(rows), torch.as_tensor(cols)].cpu().numpy()
+            sentence_ids = np.concatenate([w.sentence_of_token for w in batch] + [np.zeros(0, int)])
+            valid = sentence_ids >= 0
+            sums += np.bincount(sentence_ids[valid], token_probs[valid], minlength=len(sums))
+            counts += np.bincount(sentence_ids[valid], minlength=len(counts))
+        means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        probabilities = [means[sentence_base[d] : sentence_base[d + 1]] for d in range(len(chunk))]
+        if not has_ranking or window_logits is None:
+            return None, probabilities
+        best = np.empty((len(chunk), window_logits.shape[1]), dtype=np.float32)
+        document_of_window = np.array([w.document for w in windows])
+        for d in range(len(chunk)):
+            mine = window_logits[document_of_window == d]
+            best[d] = mine[np.argmax(mine[:, -1])]
+        return best, probabilities
+
+
+def _length(window: _Window) -> int:
+    return len(window.question_ids) + len(window.title_ids) + len(window.context_ids)
+
+
+def _collate(
+    batch: Sequence[_Window], template: _Template, pad_id: int, device: torch.device
+) -> tuple[dict[str, torch.Tensor], list[int]]:
+    lengths = [template.num_special + _length(w) for w in batch]
+    width = max(lengths)
+    input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+    type_ids = np.zeros((len(batch), width), dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=np.int64)
+    context_start = []
+    for i, w in enumerate(batch):
+        head = template.prefix + w.question_ids + template.middle
+        tail = w.title_ids + w.context_ids + template.suffix
+        input_ids[i, : lengths[i]] = head + tail
+        type_ids[i, len(head) : lengths[i]] = template.context_type
+        type_ids[i, : len(head)] = template.question_type
+        mask[i, : lengths[i]] = 1
+        context_start.append(len(head) + len(w.title_ids))
+    inputs = {
+        "input_ids": torch.from_numpy(input_ids).to(device),
+        "attention_mask": torch.from_numpy(mask).to(device),
+    }
+    if template.uses_token_type_ids:
+        inputs["token_type_ids"] = torch.from_numpy(type_ids).to(device)
+    return inputs, context_start
+
+
+def _token_sentences(
+    offsets: Sequence[tuple[int, int]], spans: Sequence[Span]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each context token's sentence (by its first character) and whether it lies inside it.
+
+    A token outside every sentence (a stray symbol a custom splitter left out) belongs to the next
+    sentence, so that windows still hold whole sentences, but is not counted in its probability.
+    """
+    token_starts = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+    starts = np.asarray([s for s, _ in spans], dtype=np.int64)
+    ends = np.asarray([e for _, e in spans], dtype=np.int64)
+    owner = np.minimum(np.searchsorted(ends, token_starts, side="right"), len(spans) - 1)
+    inside = (token_starts >= starts[owner]) & (token_starts < ends[owner])
+    return owner, inside
+
+
+def _positive_probability(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[1] == 1:
+        return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted[:, -1] / shifted.sum(axis=1)
+
+
+def _result(
+    doc: Document,
+    score: float | None,
+    probabilities: np.ndarray,
+    threshold: float,
+    always_select_title: bool,
+    with_probabilities: bool,
+) -> Result:
+    keep = probabilities > threshold if threshold > 0 else np.ones(len(doc.spans), dtype=bool)
+    if doc.first_sentence_is_title and always_select_title and keep[1:].any():
+        keep[0] = True
+    kept_spans = _kept_spans(doc.text, doc.spans, keep)
+    pruned = "".join(doc.text[s:e] for s, e in kept_spans)
+    removed = 100.0 * (len(doc.text) - len(pruned)) / len(doc.text) if doc.text else 0.0
+    result: Result = {
+        "pruned_context": pruned,
+        "reranking_score": score,
+        "compression_rate": removed,
+        "kept_spans": kept_spans,
+    }
+    if with_probabilities:
+        result["sentence_spans"] = list(doc.spans)
+        result["sentence_probabilities"] = [float(p) for p in probabilities]
+    return result
+
+
+def _kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span]:
+    """Runs of kept sentences; each run but the last takes the whitespace that follows it."""
+    runs: list[list[int]] = []
+    for i, (start, end) in enumerate(spans):
+        if not keep[i]:
+            continue
+        if runs and keep[i - 1]:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    for run in runs[:-1]:
+        gap = text[run[1] :]
+        run[1] += len(gap) - len(gap.lstrip())
+    return [(start, end) for start, end in runs]
+
+
+def _join_sentences(sentences: Sequence[str]) -> tuple[str, list[Span]]:
+    spans, position, parts = [], 0, []
+    for sentence in sentences:
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if parts:
+            position += 1
+        spans.append((position, position + len(sentence)))
+        parts.append(sentence)
+        position += len(sentence)
+    return " ".join(parts), spans
+
+
+def _is_document(value: Any, presplit: bool) -> bool:
+    if presplit:
+        return isinstance(value, list | tuple) and all(isinstance(s, str) for s in value)
+    return isinstance(value, str)
+
+
+def _check_text(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}.")
+
+
+def _normalise(
+    question: Any, context: Any, presplit: bool
+) -> tuple[list[tuple[str, list[Any]]], str]:
+    """Group the inputs as (question, documents) pairs and name the input shape."""
+    kind = "a list of sentences" if presplit else "a string"
+    if context is None:
+        raise ValueError("context is None: give a string, a list of documents, or a list of lists.")
+    if isinstance(question, str):
+        if _is_document(context, presplit):
+            return [(question, [context])], "single"
+        if isinstance(context, list | tuple) and all(_is_document(c, presplit) for c in context):
+            return [(question, list(context))], "documents"
+        raise ValueError(
+            f"With one question, context must be a document ({kind}) or a list of documents."
+        )
+    if not isinstance(question, list | tuple):
+        raise TypeError(f"question must be a string or a list of strings, got {type(question)}.")
+    for i, q in enumerate(question):
+        _check_text(q, f"question[{i}]")
+    if not isinstance(context, list | tuple) or len(context) != len(question):
+        got = len(context) if isinstance(context, list | tuple) else type(context).__name__
+        raise ValueError(
+            f"With a list of {len(question)} questions, context must be a list of the same length "
+            f"(got {got})."
+        )
+    if all(_is_document(c, presplit) for c in context):
+        return [(q, [c]) for q, c in zip(question, context, strict=True)], "aligned"
+    if all(
+        isinstance(c, list | tuple) and all(_is_document(d, presplit) for d in c) for c in context
+    ):
+        return [(q, list(c)) for q, c in zip(question, context, strict=True)], "nested"
+    raise ValueError(
+        f"With a list of questions, context must hold one document ({kind}) per question or one "
+        "list of documents per question, not a mix."
+    )
+
+
+def _normalise_titles(
+    title: Any, groups: list[tuple[str, list[Any]]], shape: str
+) -> list[list[str | None]]:
+    if title is None or title == "first_sentence":
+        return [[None] * len(items) for _, items in groups]
+    if isinstance(title, str):
+        return [[title] * len(items) for _, items in groups]
+    try:
+        if shape == "documents":
+            shaped = [list(title)]
+        elif shape == "aligned":
+            shaped = [[t] for t in title]
+        elif shape == "nested":
+            shaped = [list(t) for t in title]
+        else:
+            shaped = []
+    except TypeError:
+        shaped = []
+    fits = len(shaped) == len(groups) and all(
+        len(group) == len(items) and all(isinstance(t, str) for t in group)
+        for group, (_, items) in zip(shaped, groups, strict=False)
+    )
+    if not fits:
+        raise ValueError(
+            "title must be None, 'first_sentence', one string, or strings shaped like context."
+        )
+    return shaped  # type: ignore[return-value]

@@ -1,0 +1,70 @@
+"""Model cards (``README.md``) for saved PruningEncoder directories and ranking-model exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .modeling_pruning_encoder import PruningEncoderPreTrainedModel
+
+TEMPLATE = Path(__file__).with_name("model_card_template.md")
+EXPORT_TEMPLATE = Path(__file__).with_name("export_card_template.md")
+
+
+def _card(data: ModelCardData, body: str) -> ModelCard:
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def write_model_card(model: PruningEncoderPreTrainedModel, directory: Path) -> None:
+    """Write ``README.md``: YAML front matter plus usage for every loading path."""
+    config = model.config
+    base = config.base_model_name_or_path
+    data = ModelCardData(
+        library_name="pruning-encoder",
+        pipeline_tag="text-ranking",
+        base_model=base if base and not Path(base).is_absolute() else None,
+        tags=["pruning-encoder", "context-pruning", "reranker", "cross-encoder", config.mode],
+        license="apache-2.0",
+    )
+    body = Template(TEMPLATE.read_text()).substitute(
+        mode=config.mode,
+        base_model=base or "unknown",
+        backbone=type(model.backbone).__name__,
+        max_length=config.max_seq_length,
+        threshold=config.default_threshold,
+        ranking_dir="ranking_model" if config.has_ranking_head else "encoder_model",
+        ranking_section=_ranking_section(config.has_ranking_head),
+    )
+    _card(data, body).save(directory / "README.md")
+
+
+def write_export_card(
+    model: PruningEncoderPreTrainedModel, directory: Path, metadata: dict[str, Any]
+) -> None:
+    """Write ``README.md`` of a ranking-only export."""
+    base = model.config.base_model_name_or_path
+    data = ModelCardData(
+        library_name="sentence-transformers",
+        pipeline_tag="text-ranking",
+        base_model=base if base and not Path(base).is_absolute() else None,
+        tags=["cross-encoder", "reranker", "exported-from-pruning-encoder"],
+        license="apache-2.0",
+    )
+    body = Template(EXPORT_TEMPLATE.read_text()).substitute(
+        backbone=type(model.backbone).__name__,
+        source=metadata.get("source_path") or "an in-memory PruningEncoder",
+        version=metadata["pruning_encoder_version"],
+    )
+    _card(data, body).save(directory / "README.md")
+
+
+def _ranking_section(has_ranking_head: bool) -> str:
+    if not has_ranking_head:
+        return (
+            "This is a `pruning_only` model: it has no ranking head, so it gives no relevance "
+            "scores and has no `ranking_model/`; its encoder is in `encoder_model/`."
+        )
+    return (Path(__file__).with_name("ranking_usage_template.md")).read_text()

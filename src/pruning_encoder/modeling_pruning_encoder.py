@@ -1,0 +1,369 @@
+"""PruningEncoder models: one encoder pass gives a ranking logit and per-token keep/prune logits.
+
+This module travels with saved weights (``trust_remote_code=True``), so it imports only the standard
+library, numpy, torch and transformers (with its own dependencies), plus its same-folder siblings.
+
+Saved layout (weights stored once)::
+
+    model_dir/
+      config.json, pruning_encoder_config.json, *.py (this code), tokenizer files
+      ranking_model/   a plain <Backbone>ForSequenceClassification  (reranking_pruning mode)
+      encoder_model/   a plain <Backbone>Model                      (pruning_only mode)
+      pruning_head/    config.json + model.safetensors
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.modeling_outputs import ModelOutput, SequenceClassifierOutput, TokenClassifierOutput
+from transformers.utils import cached_file
+
+from .configuration_pruning_encoder import PruningEncoderConfig
+from .context_pruning import ContextPruningMixin
+
+SOURCE_FILES = (
+    "configuration_pruning_encoder.py",
+    "modeling_pruning_encoder.py",
+    "context_pruning.py",
+    "sentence_splitter.py",
+)
+AUTO_MAP = {
+    "AutoConfig": "configuration_pruning_encoder.PruningEncoderConfig",
+    "AutoModel": "modeling_pruning_encoder.PruningEncoderModel",
+    "AutoModelForSequenceClassification": (
+        "modeling_pruning_encoder.PruningEncoderForSequenceClassification"
+    ),
+    "AutoModelForTokenClassification": "modeling_pruning_encoder.PruningEncoderForTokenClassification",
+}
+PRUNING_ENCODER_CONFIG_NAME = "pruning_encoder_config.json"
+PRUNING_HEAD_DIR = "pruning_head"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def backbone_dir_name(mode: str) -> str:
+    return "ranking_model" if mode == "reranking_pruning" else "encoder_model"
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary directory that replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            target.rename(retired / target.name)
+            staging.rename(target)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class PruningHead(nn.Module):
+    """Per-token keep/prune classifier over the encoder's last hidden states."""
+
+    def __init__(self, hidden_size: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, 2)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden_states))
+
+
+@dataclass
+class PruningEncoderOutput(ModelOutput):
+    """Output of :class:`PruningEncoderModel`.
+
+    Attributes:
+        loss: Ranking loss plus token pruning loss, for the labels that were given.
+        ranking_logits: ``[batch, num_labels]``; None in ``pruning_only`` mode.
+        pruning_logits: ``[batch, tokens, 2]``; index 1 is "keep".
+    """
+
+    loss: torch.Tensor | None = None
+    ranking_logits: torch.Tensor | None = None
+    pruning_logits: torch.Tensor | None = None
+
+
+@dataclass
+class PruningEncoderSequenceClassifierOutput(SequenceClassifierOutput):
+    """A :class:`SequenceClassifierOutput` (``logits`` = ranking logits) with the pruning logits."""
+
+    pruning_logits: torch.Tensor | None = None
+
+
+@dataclass
+class PruningEncoderTokenClassifierOutput(TokenClassifierOutput):
+    """A :class:`TokenClassifierOutput` (``logits`` = pruning logits) with the ranking logits."""
+
+    ranking_logits: torch.Tensor | None = None
+
+
+class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
+    """Backbone + pruning head, the spec's saved layout, and ``process()`` (from the mixin)."""
+
+    config_class = PruningEncoderConfig
+    base_model_prefix = "pruning_encoder"
+    supports_gradient_checkpointing = True
+
+    def __init__(self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        if backbone is None:
+            if config.encoder_config is None:
+                raise ValueError("PruningEncoderConfig.encoder_config is required to build a model.")
+            auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
+            backbone = auto.from_config(config.encoder_config)
+        self.backbone = backbone
+        self.pruning_head = PruningHead(config.hidden_size, config.pruning_dropout)
+        nn.init.normal_(self.pruning_head.classifier.weight, std=0.02)
+        nn.init.zeros_(self.pruning_head.classifier.bias)
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # The backbone initialises itself and the head is initialised in __init__; loading must not
+        # re-initialise pretrained backbone weights.
+        return
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer saved beside the weights, loaded on first use."""
+        if self._tokenizer is None:
+            if not self.name_or_path:
+                raise ValueError("This model has no tokenizer: set `model.tokenizer = ...` first.")
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self._tokenizer = tokenizer
+
+    def _heads(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        if not self.config.has_ranking_head:
+            return None, self.pruning_head(self.backbone(**inputs)[0])
+        # The sequence-classification head pools internally; capture the base model's last hidden
+        # states on the way so one pass serves both heads, whatever the backbone architecture.
+        captured: list[torch.Tensor] = []
+        hook = self.backbone.base_model.register_forward_hook(
+            lambda _module, _args, output: captured.append(output[0])
+        )
+        try:
+            ranking_logits = self.backbone(**inputs).logits
+        finally:
+            hook.remove()
+        return ranking_logits, self.pruning_head(captured[0])
+
+    def _loss(
+        self,
+        ranking_logits: torch.Tensor | None,
+        pruning_logits: torch.Tensor,
+        labels: torch.Tensor | None,
+        pruning_labels: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        losses = []
+        if labels is not None:
+            if ranking_logits is None:
+                raise ValueError("Ranking labels were given to a pruning_only model (no ranking head).")
+            if ranking_logits.shape[-1] == 1:
+                losses.append(
+                    nn.functional.binary_cross_entropy_with_logits(
+                        ranking_logits.view(-1), labels.view(-1).to(ranking_logits.dtype)
+                    )
+                )
+            else:
+                losses.append(nn.functional.cross_entropy(ranking_logits, labels.view(-1).long()))
+        if pruning_labels is not None:
+            flat = pruning_labels.view(-1).long()
+            token_loss = nn.functional.cross_entropy(
+                pruning_logits.view(-1, 2).float(), flat, ignore_index=-100, reduction="sum"
+            )
+            losses.append(token_loss / (flat != -100).sum().clamp(min=1))
+        return torch.stack(losses).sum() if losses else None
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> None:  # type: ignore[override]
+        """Save in the spec's layout, atomically (nothing is half-written on failure)."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("push_to_hub is not supported: upload the saved folder instead.")
+        with atomic_directory(save_directory) as staging:
+            self.write_layout(staging)
+
+    def write_layout(self, directory: Path) -> None:
+        """Write config, weights, code and tokenizer into an existing empty ``directory``."""
+        config = self.config
+        config.architectures = [type(self).__name__]
+        config.auto_map = AUTO_MAP
+        config.save_pretrained(directory)
+        record = {
+            "mode": config.mode,
+            "model_name_or_path": config.base_model_name_or_path,
+            "num_labels": self.backbone.config.num_labels if config.has_ranking_head else None,
+            "max_length": config.max_seq_length,
+            "default_threshold": config.default_threshold,
+            "pruning_config": {"hidden_size": config.hidden_size, "dropout": config.pruning_dropout},
+            "architecture": "PruningEncoder",
+        }
+        (directory / PRUNING_ENCODER_CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        backbone_dir = directory / backbone_dir_name(config.mode)
+        self.backbone.save_pretrained(backbone_dir)
+        head_dir = directory / PRUNING_HEAD_DIR
+        head_dir.mkdir()
+        head_config = {"hidden_size": config.hidden_size, "num_labels": 2, "dropout": config.pruning_dropout}
+        (head_dir / "config.json").write_text(json.dumps(head_config, indent=2) + "\n")
+        head_state = {k: v.detach().contiguous() for k, v in self.pruning_head.state_dict().items()}
+        save_file(head_state, head_dir / WEIGHTS_NAME, metadata={"format": "pt"})
+        here = Path(__file__).parent
+        for name in SOURCE_FILES:
+            shutil.copyfile(here / name, directory / name)
+        if self._tokenizer is not None:
+            self._tokenizer.save_pretrained(directory)
+            self._tokenizer.save_pretrained(backbone_dir)
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *model_args: Any,
+        config: PruningEncoderConfig | None = None,
+        **kwargs: Any,
+    ) -> PruningEncoderPreTrainedModel:
+        """Load a model saved in the spec's layout, from a directory or a Hub repository."""
+        path = str(pretrained_model_name_or_path)
+        kwargs.pop("subfolder", None)
+        kwargs.pop("trust_remote_code", None)
+        hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "proxies")
+        hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
+        if config is None:
+            config = load_config(path, **hub_kwargs)
+        backbone_dir = backbone_dir_name(config.mode)
+        if os.path.isdir(path):
+            missing = [d for d in (backbone_dir, PRUNING_HEAD_DIR) if not os.path.isdir(Path(path, d))]
+            if missing:
+                raise OSError(f"{path} is not a complete PruningEncoder directory: missing {missing}.")
+        auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
+        backbone = auto.from_pretrained(path, *model_args, subfolder=backbone_dir, **kwargs)
+        config.encoder_config = backbone.config
+        model = cls(config, backbone=backbone)
+        head_file = cached_file(path, WEIGHTS_NAME, subfolder=PRUNING_HEAD_DIR, **hub_kwargs)
+        try:
+            state = load_file(head_file)
+        except (SafetensorError, OSError) as error:
+            raise OSError(f"Could not read the pruning head weights {head_file}: {error}") from error
+        try:
+            model.pruning_head.load_state_dict(state)
+        except RuntimeError as error:
+            raise OSError(f"The pruning head weights {head_file} do not fit this model: {error}") from error
+        model.pruning_head.to(device=backbone.device, dtype=backbone.dtype)
+        model.name_or_path = path
+        model.eval()
+        return model
+
+
+def load_config(path: str, **hub_kwargs: Any) -> PruningEncoderConfig:
+    """Read a PruningEncoder's ``config.json`` and refuse any other model type with a clear error."""
+    config_dict, _ = PruningEncoderConfig.get_config_dict(path, **hub_kwargs)
+    model_type = config_dict.get("model_type")
+    if model_type != PruningEncoderConfig.model_type:
+        raise ValueError(
+            f"{path} holds a {model_type!r} model, not a PruningEncoder "
+            f"(model_type 'pruning_encoder'); to build one on it, use PruningEncoder({path!r})."
+        )
+    config = PruningEncoderConfig.from_dict(config_dict)
+    config.name_or_path = path
+    return config
+
+
+class PruningEncoderModel(PruningEncoderPreTrainedModel):
+    """Both heads in one output: ``ranking_logits`` and ``pruning_logits`` (what ``AutoModel`` loads)."""
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pruning_labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> PruningEncoderOutput:
+        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
+        loss = self._loss(ranking_logits, pruning_logits, labels, pruning_labels)
+        return PruningEncoderOutput(
+            loss=loss, ranking_logits=ranking_logits, pruning_logits=pruning_logits
+        )
+
+
+class PruningEncoderForSequenceClassification(PruningEncoderPreTrainedModel):
+    """``logits`` are the ranking logits; ``pruning_logits`` ride along. Needs a ranking head."""
+
+    def __init__(self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None) -> None:
+        if not config.has_ranking_head:
+            raise ValueError(
+                "A pruning_only model has no ranking head: load it with "
+                "AutoModelForTokenClassification or AutoModel instead."
+            )
+        super().__init__(config, backbone)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pruning_labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> PruningEncoderSequenceClassifierOutput:
+        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
+        loss = self._loss(ranking_logits, pruning_logits, labels, pruning_labels)
+        return PruningEncoderSequenceClassifierOutput(
+            loss=loss, logits=ranking_logits, pruning_logits=pruning_logits
+        )
+
+
+class PruningEncoderForTokenClassification(PruningEncoderPreTrainedModel):
+    """``logits`` are the per-token keep/prune logits ``[batch, tokens, 2]``; labels are token labels."""
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> PruningEncoderTokenClassifierOutput:
+        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
+        loss = self._loss(ranking_logits, pruning_logits, None, labels)
+        return PruningEncoderTokenClassifierOutput(
+            loss=loss, logits=pruning_logits, ranking_logits=ranking_logits
+        )

@@ -1,0 +1,284 @@
+"""The high-level :class:`PruningEncoder`: create, load, save, export, predict, rank and process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
+
+from . import __version__
+from .configuration_pruning_encoder import MODES, PruningEncoderConfig
+from .context_pruning import Document, Result
+from .model_card import write_export_card, write_model_card
+from .modeling_pruning_encoder import PruningEncoderModel, atomic_directory, load_config
+from .sentence_splitter import split_sentences
+
+logger = logging.getLogger(__name__)
+
+STANDALONE_DIR = "ranking_model_standalone"
+EXPORT_METADATA_NAME = "export_metadata.json"
+
+
+class PruningEncoder(nn.Module):
+    """A reranker that also prunes: one forward pass scores a context and keeps its relevant sentences.
+
+    Args:
+        model_name_or_path: A saved PruningEncoder directory (loaded as is), or any Hugging Face
+            encoder (path or Hub id) to build a new, untrained PruningEncoder on.
+        mode: ``"reranking_pruning"`` or ``"pruning_only"`` (only when building a new model).
+        num_labels: Ranking labels of a new model (1: a relevance logit, scored with a sigmoid).
+        max_length: Tokens per (question, window) input; default: what the backbone allows, at
+            most 512.
+        default_threshold: The keep threshold ``process()`` uses when none is given.
+        pruning_dropout: Dropout in front of the new pruning head.
+        device: Where to put the model (default: CUDA when available, else CPU).
+
+    Example:
+        >>> model = PruningEncoder("path/to/minilm")  # doctest: +SKIP
+        >>> model.process("Who wrote Hamlet?", "Hamlet is a play by Shakespeare. It is long.")
+        ... # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike[str],
+        *,
+        mode: str = "reranking_pruning",
+        num_labels: int = 1,
+        max_length: int | None = None,
+        default_threshold: float = 0.5,
+        pruning_dropout: float = 0.1,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
+        path = str(model_name_or_path)
+        if _is_pruning_encoder(path):
+            self.model = PruningEncoderModel.from_pretrained(path)
+        else:
+            self.model = _build(path, mode, num_labels, max_length, default_threshold, pruning_dropout)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(device)
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name_or_path: str | os.PathLike[str], *, device: str | torch.device | None = None
+    ) -> PruningEncoder:
+        """Load a saved PruningEncoder (directory or Hub id); errors clearly on anything else."""
+        path = str(model_name_or_path)
+        load_config(path)
+        return cls(path, device=device)
+
+    @property
+    def config(self) -> PruningEncoderConfig:
+        return self.model.config  # type: ignore[no-any-return]
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.model.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def mode(self) -> str:
+        return str(self.config.mode)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.max_seq_length)
+
+    def forward(self, **inputs: torch.Tensor) -> Any:
+        return self.model(**inputs)
+
+    def process(self, question: Any, context: Any, **options: Any) -> Any:
+        """Score and prune contexts; see :meth:`ContextPruningMixin.process` for every option.
+
+        Example:
+            >>> result = model.process("Who wrote Hamlet?", "Hamlet is by Shakespeare. It rains.")
+            ... # doctest: +SKIP
+            >>> result["pruned_context"]  # doctest: +SKIP
+            'Hamlet is by Shakespeare.'
+        """
+        return self.model.process(question, context, **options)
+
+    def predict(
+        self,
+        inputs: Sequence[tuple[str, str] | list[str]] | tuple[str, str] | list[str],
+        *,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | float:
+        """Relevance scores of (query, document) pairs, as ``sentence_transformers.CrossEncoder``.
+
+        Documents longer than ``max_length`` are scored by their best window, never truncated.
+
+        Example:
+            >>> model.predict([("Who wrote Hamlet?", "Shakespeare wrote it.")])  # doctest: +SKIP
+            array([0.93], dtype=float32)
+        """
+        self._require_ranking_head("predict()")
+        single = len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
+        pairs = [inputs] if single else list(inputs)
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+                raise ValueError(f"inputs[{i}] must be a (query, document) pair of strings.")
+        documents = [Document(q, d, split_sentences(d)) for q, d in pairs]  # type: ignore[misc]
+        logits_array, _ = self.model.score_documents(
+            documents, batch_size=batch_size, show_progress_bar=show_progress_bar
+        )
+        logits = torch.from_numpy(logits_array)
+        if activation_fn is None:
+            activation_fn = torch.sigmoid if logits.shape[1] == 1 else (lambda x: x)
+        scores = activation_fn(logits)
+        if apply_softmax and scores.shape[1] > 1:
+            scores = torch.softmax(scores, dim=1)
+        if scores.shape[1] == 1:
+            scores = scores[:, 0]
+        if convert_to_tensor:
+            return scores[0] if single else scores
+        if convert_to_numpy:
+            array = scores.numpy()
+            return array[0] if single else array
+        return scores[0] if single else list(scores)
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents sorted by relevance to the query, as ``CrossEncoder.rank``.
+
+        Returns:
+            ``[{"corpus_id": int, "score": float, "text": str (with return_documents)}, ...]``.
+
+        Example:
+            >>> model.rank("Who wrote Hamlet?", ["It rains.", "Shakespeare wrote Hamlet."])
+            ... # doctest: +SKIP
+            [{'corpus_id': 1, 'score': 0.97}, {'corpus_id': 0, 'score': 0.02}]
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}.")
+        scores = self.predict(
+            [(query, document) for document in documents],
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            activation_fn=activation_fn,
+            convert_to_numpy=True,
+        )
+        ranked = []
+        for i in np.argsort(-np.asarray(scores), kind="stable")[:top_k]:
+            entry: dict[str, Any] = {"corpus_id": int(i), "score": float(scores[i])}  # type: ignore[index]
+            if return_documents:
+                entry["text"] = documents[i]
+            ranked.append(entry)
+        return ranked
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike[str], *, export_ranking_model: bool = False
+    ) -> None:
+        """Save in the spec's layout, atomically; optionally add ``ranking_model_standalone/``."""
+        if export_ranking_model:
+            self._require_ranking_head("export_ranking_model")
+        with atomic_directory(save_directory) as staging:
+            self.model.write_layout(staging)
+            write_model_card(self.model, staging)
+            if export_ranking_model:
+                self._write_ranking_export(staging / STANDALONE_DIR, str(save_directory))
+        logger.info("Saved PruningEncoder to %s", save_directory)
+
+    def export_ranking_model(self, save_directory: str | os.PathLike[str]) -> None:
+        """Write the ranking model alone: loadable by ``AutoModelForSequenceClassification``,
+        ``CrossEncoder`` and ``pipeline("text-classification")``."""
+        self._require_ranking_head("export_ranking_model()")
+        with atomic_directory(save_directory) as staging:
+            self._write_ranking_export(staging, str(save_directory))
+
+    def _write_ranking_export(self, directory: Path, destination: str) -> None:
+        self.model.backbone.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        metadata = {
+            "exported_from": "PruningEncoder",
+            "original_capabilities": {"ranking": True, "pruning": True},
+            "export_type": "ranking_only",
+            "pruning_encoder_version": __version__,
+            "source_path": self.model.name_or_path or None,
+            "destination": destination,
+        }
+        (directory / EXPORT_METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        write_export_card(self.model, directory, metadata)
+
+    def _require_ranking_head(self, what: str) -> None:
+        if not self.config.has_ranking_head:
+            raise ValueError(f"{what} needs ranking scores, but this model is pruning_only.")
+
+
+
+def _is_pruning_encoder(path: str) -> bool:
+    config_file = Path(path, "config.json")
+    if config_file.is_file():
+        return json.loads(config_file.read_text()).get("model_type") == "pruning_encoder"
+    if os.path.isdir(path):
+        return False
+    try:
+        return AutoConfig.from_pretrained(path).model_type == "pruning_encoder"
+    except (OSError, ValueError):
+        return False
+
+
+def _build(
+    path: str,
+    mode: str,
+    num_labels: int,
+    max_length: int | None,
+    default_threshold: float,
+    pruning_dropout: float,
+) -> PruningEncoderModel:
+    """A new PruningEncoder on a pretrained backbone (ranking and pruning heads untrained)."""
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{path} has no fast tokenizer: PruningEncoder needs offset mappings.")
+    if mode == "reranking_pruning":
+        backbone = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    else:
+        backbone = AutoModel.from_pretrained(path)
+    limits = [512, getattr(backbone.config, "max_position_embeddings", 512)]
+    if tokenizer.model_max_length and tokenizer.model_max_length < 1_000_000:
+        limits.append(tokenizer.model_max_length)
+    config = PruningEncoderConfig(
+        mode=mode,
+        encoder_config=backbone.config,
+        base_model_name_or_path=path,
+        max_seq_length=max_length or min(limits),
+        default_threshold=default_threshold,
+        pruning_dropout=pruning_dropout,
+    )
+    model = PruningEncoderModel(config, backbone=backbone)
+    model.tokenizer = tokenizer
+    return model

