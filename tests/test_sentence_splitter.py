@@ -1,8 +1,14 @@
+# Full-width CJK punctuation is what these tests are about, not a confusable typo.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import doctest
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -37,6 +43,24 @@ def assert_valid_spans(text: str, spans: list[Span]) -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(sentence_splitter).failed == 0
+
+
+def test_module_loads_standalone_with_only_the_standard_library() -> None:
+    # The file is shipped next to the weights and loaded through trust_remote_code.
+    path = Path(sentence_splitter.__file__)
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('splitter', {str(path)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "assert module.split_sentences('Hi. Bye.') == [(0, 3), (4, 8)]\n"
+        "roots = {name.partition('.')[0] for name in sys.modules}\n"
+        "print(sorted(roots - set(sys.stdlib_module_names) - {'splitter', '__main__'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 # --- detect_language ---------------------------------------------------------------------------
@@ -107,8 +131,12 @@ def test_split_before_digit_and_quote() -> None:
 
 @pytest.mark.parametrize(
     "abbreviation",
-    "Mr. Mrs. Ms. Dr. Prof. Sr. Jr. St. vs. etc. e.g. i.e. cf. Inc. Ltd. Co. Corp. Jan. Feb. "
-    "Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. Nov. Dec. U.S. U.K. a.m. p.m. Ph.D. E.G.".split(),
+    [
+        *("Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Sr.", "Jr.", "St.", "vs.", "etc.", "e.g."),
+        *("i.e.", "cf.", "Inc.", "Ltd.", "Co.", "Corp.", "Jan.", "Feb.", "Mar.", "Apr.", "Jun."),
+        *("Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.", "U.S.", "U.K.", "a.m.", "p.m."),
+        *("Ph.D.", "E.G."),
+    ],
 )
 def test_no_split_after_abbreviation(abbreviation: str) -> None:
     text = f"We met {abbreviation} Smith today. Then we left."
@@ -136,12 +164,21 @@ def test_abbreviation_in_brackets() -> None:
 
 def test_decimals_and_money() -> None:
     text = "Pi is 3.14 roughly. It cost $2.5 million. Growth was 0.5%. Done."
-    assert sentences(text) == ["Pi is 3.14 roughly.", "It cost $2.5 million.", "Growth was 0.5%.", "Done."]
+    assert sentences(text) == [
+        "Pi is 3.14 roughly.",
+        "It cost $2.5 million.",
+        "Growth was 0.5%.",
+        "Done.",
+    ]
 
 
 def test_initials() -> None:
     text = "J. R. R. Tolkien wrote it. George W. Bush read it. A. Smith agreed."
-    assert sentences(text) == ["J. R. R. Tolkien wrote it.", "George W. Bush read it.", "A. Smith agreed."]
+    assert sentences(text) == [
+        "J. R. R. Tolkien wrote it.",
+        "George W. Bush read it.",
+        "A. Smith agreed.",
+    ]
 
 
 def test_urls_emails_and_versions() -> None:
@@ -252,7 +289,11 @@ def test_bullet_marker_stays_with_its_item() -> None:
 
 
 def test_lowercase_bullet_after_lowercase_line() -> None:
-    assert sentences("choose one of\na) apples\nb) pears") == ["choose one of", "a) apples", "b) pears"]
+    assert sentences("choose one of\na) apples\nb) pears") == [
+        "choose one of",
+        "a) apples",
+        "b) pears",
+    ]
 
 
 # --- Japanese and Chinese ----------------------------------------------------------------------
@@ -356,20 +397,21 @@ def test_one_megabyte_of_english_is_fast() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "." * 200_000,
-        " " * 200_000 + "x",
-        "A. " * 70_000,
-        '."' * 100_000,
-        "ab\n" * 70_000,
-        "\n \n" * 70_000 + "x",
-        "!?。" * 70_000,
+        "." * 100_000,
+        " " * 100_000 + "x",
+        "A. " * 30_000,
+        '."' * 50_000,
+        "ab\n" * 30_000,
+        "\n \n" * 30_000 + "x",
+        "!?。" * 30_000,
+        "a.  " * 30_000,
     ],
 )
 def test_adversarial_inputs_stay_linear(text: str) -> None:
     started = time.perf_counter()
     for language in ("en", "zh"):
         assert_valid_spans(text, split_sentences(text, language))
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 1.0
 
 
 # --- spans_from_sentences ----------------------------------------------------------------------
@@ -481,8 +523,23 @@ def test_resolve_spans_invalid_output(output: object) -> None:
 # --- Properties --------------------------------------------------------------------------------
 
 _ALPHABET = st.sampled_from(
-    list("aAbBzZ09 .!?…。！？；\"'“”()[]「」『』（）-*•#,;:@/\t\n\r\u3000\xa0\u2029")
-    + ["Mr.", "e.g.", "U.S.", "3.14", " 1. ", "\n\n", "\r\n", "- ", "日本", "中文", "ひら", "カナ"]
+    [
+        *"aAbBzZ09 .!?…。！？；\"'“”()[]「」『』（）-*•#,;:@/\t\n\r\u3000\xa0\u2029",
+        *(
+            "Mr.",
+            "e.g.",
+            "U.S.",
+            "3.14",
+            " 1. ",
+            "\n\n",
+            "\r\n",
+            "- ",
+            "日本",
+            "中文",
+            "ひら",
+            "カナ",
+        ),
+    ]
 )
 _TEXT = st.lists(_ALPHABET, max_size=40).map("".join)
 _LANGUAGE = st.sampled_from(["auto", "en", "ja", "zh"])

@@ -315,13 +315,13 @@ class ContextPruningMixin:
         for start in range(0, len(order), batch_size):
             batch = [windows[w] for w in order[start : start + batch_size]]
             inputs, context_start = _collate(batch, template, tokenizer.pad_token_id or 0, device)
-            output = self(**inputs)  # type: ignore[operator]
+            ranking_logits, pruning_logits = self._heads(**inputs)  # type: ignore[attr-defined]
             if has_ranking:
-                logits = output.ranking_logits.float().cpu().numpy()
+                logits = ranking_logits.float().cpu().numpy()
                 if window_logits is None:
                     window_logits = np.zeros((len(windows), logits.shape[1]), dtype=np.float32)
                 window_logits[order[start : start + batch_size]] = logits
-            keep = torch.softmax(output.pruning_logits.float(), dim=-1)[..., 1]
+            keep = torch.softmax(pruning_logits.float(), dim=-1)[..., 1]
             rows = np.concatenate(
                 [np.full(len(w.context_ids), i) for i, w in enumerate(batch)] + [np.zeros(0, int)]
             )

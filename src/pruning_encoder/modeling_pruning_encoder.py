@@ -156,7 +156,8 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         if self._tokenizer is None:
             if not self.name_or_path:
                 raise ValueError("This model has no tokenizer: set `model.tokenizer = ...` first.")
-            self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+            # The code in that directory already runs (it defines this model), so trusting it is moot.
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=True)
         return self._tokenizer
 
     @tokenizer.setter
@@ -167,7 +168,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
@@ -223,7 +224,11 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
     def write_layout(self, directory: Path) -> None:
         """Write config, weights, code and tokenizer into an existing empty ``directory``."""
         config = self.config
-        config.architectures = [type(self).__name__]
+        config.architectures = [
+            "PruningEncoderForSequenceClassification"
+            if config.has_ranking_head
+            else "PruningEncoderForTokenClassification"
+        ]
         config.auto_map = AUTO_MAP
         config.save_pretrained(directory)
         record = {

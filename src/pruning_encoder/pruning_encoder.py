@@ -74,6 +74,7 @@ class PruningEncoder(nn.Module):
             self.model = _build(path, mode, num_labels, max_length, default_threshold, pruning_dropout)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(device)
+        self.eval()
 
     @classmethod
     def from_pretrained(

@@ -1,0 +1,408 @@
+"""The ``pruning-encoder`` command line.
+
+One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
+``_console_options()`` and ``_model_options()``: ``prune`` now; ``rank``, ``train``, ``eval``,
+``export`` and ``serve`` to come.
+
+Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
+(bad arguments, unreadable input, a model that does not load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+from transformers.utils import logging as hf_logging
+
+from .pruning_encoder import PruningEncoder
+
+logger = logging.getLogger(__name__)
+
+PROG = "pruning-encoder"
+EXIT_OK = 0
+EXIT_INVALID_INPUT = 1
+EXIT_USAGE = 2
+
+DEFAULT_MODEL: str | None = None
+"""The model directory used when ``--model`` is not given; None while no model is bundled."""
+
+REQUIRED_FIELDS = ("question", "context")
+RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
+JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+PRUNE_EPILOG = f"""\
+examples:
+  {PROG} prune --model my-model --question "Who wrote Hamlet?" article.txt
+  cat article.txt | {PROG} prune --model my-model --question "Who wrote Hamlet?" --json
+  {PROG} prune --model my-model --input pairs.jsonl --output pruned.jsonl
+
+Each --input line is a JSON object with string fields "question" and "context"; its output line
+is the same object plus {", ".join(RESULT_FIELDS)}.
+An invalid line is reported as FILE:LINE on stderr and skipped; the exit status is then 1.
+"""
+
+Options = dict[str, Any]
+
+
+class CliError(Exception):
+    """A failure reported as one ``error: ...`` line on stderr, without a traceback.
+
+    Args:
+        message: What went wrong, on one line.
+        exit_code: The exit status to end with.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 success, 1 some input was invalid, 2 usage or setup error.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse has already reported
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    with _console(verbose=args.verbose):
+        try:
+            return handler(args)
+        except CliError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Rerank and prune retrieved context for RAG with a PruningEncoder."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_prune(commands, parents=[_console_options(), _model_options()])
+    return parser
+
+
+def _console_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "-v", "--verbose", action="store_true", help="show debug logs and Transformers' messages"
+    )
+    options.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return options
+
+
+def _model_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--model", metavar="DIR", help="a saved PruningEncoder directory")
+    options.add_argument(
+        "--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available, else cpu)"
+    )
+    options.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="inputs per batch (default: 32)"
+    )
+    return options
+
+
+def _add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    prune = commands.add_parser(
+        "prune",
+        parents=parents,
+        help="keep only the sentences of a context that are relevant to a question",
+        description="Keep only the sentences of each context that are relevant to its question.",
+        epilog=PRUNE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = prune.add_mutually_exclusive_group(required=True)
+    source.add_argument("--question", help="prune one context, read from FILE, for this question")
+    source.add_argument("--input", metavar="JSONL", help="prune each question/context line (- for stdin)")
+    prune.add_argument("context", nargs="?", metavar="FILE", help="the context (default: - for stdin)")
+    prune.add_argument(
+        "--threshold",
+        type=_probability,
+        help="keep a sentence whose keep-probability exceeds this (default: the model's)",
+    )
+    prune.add_argument("--json", action="store_true", help="print the full result as JSON")
+    prune.add_argument("--output", metavar="JSONL", default="-", help="where --input results go")
+    prune.set_defaults(handler=_prune)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    _check_prune_mode(args)
+    model_path = _model_path(args.model)
+    options: Options = {
+        "threshold": args.threshold,
+        "batch_size": args.batch_size,
+        "show_progress_bar": False,
+    }
+    if args.question is not None:
+        return _prune_text(args, model_path, options)
+    return _prune_jsonl(args, model_path, options)
+
+
+def _check_prune_mode(args: argparse.Namespace) -> None:
+    """Refuse the options of the other mode: argparse cannot tie them to --question or --input."""
+    if args.input is not None and args.context is not None:
+        raise CliError("a context FILE goes with --question; with --input, contexts are in JSONL")
+    if args.input is not None and args.json:
+        raise CliError("--json goes with --question; --input always writes JSON lines")
+    if args.question is not None and args.output != "-":
+        raise CliError("--output goes with --input; --question prints to stdout")
+
+
+def _prune_text(args: argparse.Namespace, model_path: str, options: Options) -> int:
+    context = _read_text(args.context or "-")
+    model = _load_model(model_path, args.device)
+    try:
+        result = model.process(args.question, context, **options)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"cannot prune: {exc}", EXIT_INVALID_INPUT) from None
+    print(json.dumps(result) if args.json else result["pruned_context"])
+    return EXIT_OK
+
+
+def _prune_jsonl(args: argparse.Namespace, model_path: str, options: Options) -> int:
+    invalid = _InvalidLines("<stdin>" if args.input == "-" else args.input)
+    # The output is opened before the model loads, to fail fast on a path that cannot be written.
+    with _open_input(args.input) as source, _open_output(args.output) as out:
+        model = _load_model(model_path, args.device)
+        lines = _progress(source, args.input, quiet=args.quiet)
+        with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
+            for batch in _chunks(_records(lines, invalid), args.batch_size):
+                for record in _prune_batch(model, batch, options, invalid):
+                    out.write(json.dumps(record) + "\n")
+                out.flush()
+    return EXIT_INVALID_INPUT if invalid.count else EXIT_OK
+
+
+class _InvalidLines:
+    """Reports invalid input lines as ``source:line: reason`` and counts them."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.count = 0
+
+    def report(self, number: int, reason: str) -> None:
+        logger.error("%s:%d: %s", self.source, number, reason)
+        self.count += 1
+
+
+def _records(
+    lines: Iterable[bytes], invalid: _InvalidLines
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The valid records with their line numbers; blank lines are skipped, invalid ones reported."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = _parse_record(line)
+        except ValueError as exc:
+            invalid.report(number, str(exc))
+            continue
+        yield number, record
+
+
+def _parse_record(line: bytes) -> dict[str, Any]:
+    """The JSON object on one input line; raises ValueError saying what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {JSON_TYPES[type(record)]}")
+    for field in REQUIRED_FIELDS:
+        if field not in record:
+            raise ValueError(f"missing field {field!r}")
+        if not isinstance(record[field], str):
+            raise ValueError(
+                f"field {field!r} must be a string, got {JSON_TYPES[type(record[field])]}"
+            )
+    return record
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _prune_batch(
+    model: PruningEncoder,
+    batch: list[tuple[int, dict[str, Any]]],
+    options: Options,
+    invalid: _InvalidLines,
+) -> Iterator[dict[str, Any]]:
+    """Each record of the batch with its results added, in order."""
+    try:
+        results = _prune_records(model, [record for _, record in batch], options)
+    except (ValueError, TypeError):
+        # One record the model refuses (an overlong question, text that is not valid Unicode)
+        # fails the whole call: redo the batch record by record to skip just that one.
+        for number, record in batch:
+            try:
+                yield {**record, **_prune_records(model, [record], options)[0]}
+            except (ValueError, TypeError) as exc:
+                invalid.report(number, f"cannot prune: {exc}")
+        return
+    for (_, record), result in zip(batch, results, strict=True):
+        yield {**record, **result}
+
+
+def _prune_records(
+    model: PruningEncoder, records: list[dict[str, Any]], options: Options
+) -> list[dict[str, Any]]:
+    questions = [record["question"] for record in records]
+    contexts = [record["context"] for record in records]
+    results: list[dict[str, Any]] = model.process(questions, contexts, **options)
+    return results
+
+
+def _model_path(given: str | None) -> str:
+    path = given or DEFAULT_MODEL
+    if path is None:
+        raise CliError("no --model given: pass --model DIR, a saved PruningEncoder directory")
+    return path
+
+
+def _load_model(path: str, device: str | None) -> PruningEncoder:
+    if not Path(path).is_dir():
+        raise CliError(f"cannot load a model from {path}: not a directory")
+    try:
+        return PruningEncoder.from_pretrained(path, device=device)
+    except Exception as exc:  # files, model type, device: every way loading fails ends the run
+        logger.debug("Loading %s failed", path, exc_info=True)
+        message = " ".join(str(exc).split())
+        raise CliError(f"cannot load a model from {path}: {message}") from None
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"cannot read {path}: not UTF-8 ({exc.reason})") from None
+
+
+@contextlib.contextmanager
+def _open_input(path: str) -> Iterator[IO[bytes]]:
+    """The JSONL input in bytes, so that a line that is not UTF-8 is one invalid line."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    with stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _open_output(path: str) -> Iterator[TextIO]:
+    """Stdout for ``-``; else a temporary file beside ``path`` that replaces it only on success."""
+    if path == "-":
+        yield sys.stdout
+        return
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        # "x" rather than tempfile.mkstemp: the file gets the umask's mode, not 0600.
+        stream = open(temporary, "x", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _progress(lines: IO[bytes], path: str, *, quiet: bool) -> Iterable[bytes]:
+    """The lines, with a progress bar on stderr when it is a terminal."""
+    show = not quiet and sys.stderr.isatty()
+    # Count a regular file's lines for an ETA; a pipe cannot be read twice.
+    total = _count_lines(path) if show and os.path.isfile(path) else None
+    return tqdm(lines, desc="Pruning", unit="line", total=total, disable=not show, file=sys.stderr)
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as stream:
+        return sum(1 for _ in stream)
+
+
+@contextlib.contextmanager
+def _console(*, verbose: bool) -> Iterator[None]:
+    """Send this package's logs to stderr and, unless verbose, silence Transformers.
+
+    Everything is restored on exit, so that ``main()`` can run in-process (tests, notebooks).
+    """
+    package = logging.getLogger(__package__)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved_level = package.level
+    hf_verbosity, hf_progress = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(saved_level)
+        hf_logging.set_verbosity(hf_verbosity)
+        if hf_progress:
+            hf_logging.enable_progress_bar()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
+    return value

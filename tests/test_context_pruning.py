@@ -1,0 +1,246 @@
+"""process(): input shapes, spans, thresholds, titles, windows and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pruning_encoder import PruningEncoder
+from pruning_encoder.context_pruning import Document, _kept_spans, _pack_windows, _result
+
+CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
+RESULT_KEYS = {"pruned_context", "reranking_score", "compression_rate", "kept_spans"}
+
+
+def test_str_and_str_gives_one_result(tiny_model: PruningEncoder) -> None:
+    result = tiny_model.process("what is paris?", CONTEXT)
+    assert set(result) == RESULT_KEYS
+    assert 0.0 <= result["reranking_score"] <= 1.0
+    assert result["pruned_context"] == "".join(CONTEXT[s:e] for s, e in result["kept_spans"])
+
+
+def test_shape_matrix(tiny_model: PruningEncoder) -> None:
+    docs = [CONTEXT, "The cat is a cat.", "It was in 1990."]
+    per_doc = tiny_model.process("what?", docs)
+    assert isinstance(per_doc, list) and len(per_doc) == 3
+    aligned = tiny_model.process(["a?", "b?"], docs[:2])
+    assert [type(r) for r in aligned] == [dict, dict]
+    nested = tiny_model.process(["a?", "b?"], [docs, docs[:1]])
+    assert [len(group) for group in nested] == [3, 1]
+    # The same pair gives the same answer whatever shape it came in.
+    single = tiny_model.process("a?", docs[0])
+    assert nested[0][0]["reranking_score"] == pytest.approx(single["reranking_score"], abs=1e-6)
+    assert aligned[0]["kept_spans"] == single["kept_spans"]
+
+
+def test_presplit_sentences(tiny_model: PruningEncoder) -> None:
+    result = tiny_model.process(
+        "q?", ["First one.", "Second one."], presplit=True, threshold=0.0,
+        return_sentence_probabilities=True,
+    )
+    assert result["pruned_context"] == "First one. Second one."
+    assert result["sentence_spans"] == [(0, 10), (11, 22)]
+    several = tiny_model.process("q?", [["A b.", "C d."], ["E."]], presplit=True)
+    assert len(several) == 2
+
+
+@pytest.mark.parametrize(
+    ("question", "context", "message"),
+    [
+        ("q", None, "context is None"),
+        ("q", 42, "With one question"),
+        (["a", "b"], ["only one"], "same length"),
+        (["a", "b"], "not a list", "same length"),
+        (["a"], ["x", "y"], "same length"),
+        (["a", "b"], ["doc", ["mixed"]], "not a mix"),
+    ],
+)
+def test_mismatched_shapes_raise(
+    tiny_model: PruningEncoder, question: object, context: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_model.process(question, context)
+
+
+def test_question_must_be_text(tiny_model: PruningEncoder) -> None:
+    with pytest.raises(TypeError, match="question"):
+        tiny_model.process(3, "text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"question\[1\]"):
+        tiny_model.process(["a", None], ["x", "y"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5])
+def test_threshold_outside_unit_interval(tiny_model: PruningEncoder, threshold: float) -> None:
+    with pytest.raises(ValueError, match=r"threshold must be within \[0, 1\]"):
+        tiny_model.process("q", CONTEXT, threshold=threshold)
+
+
+@pytest.mark.parametrize("context", ["", "   \n\t "])
+def test_empty_context_is_scored_and_prunes_to_nothing(
+    tiny_model: PruningEncoder, context: str
+) -> None:
+    result = tiny_model.process("q?", context, threshold=0.0)
+    assert result["pruned_context"] == ""
+    assert result["kept_spans"] == []
+    assert result["compression_rate"] == (0.0 if not context else 100.0)
+    expected = tiny_model.predict(("q?", context))
+    assert result["reranking_score"] == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_threshold_ends_and_default(tiny_model: PruningEncoder) -> None:
+    everything = tiny_model.process("q", CONTEXT, threshold=0.0)
+    assert everything["pruned_context"] == CONTEXT
+    assert everything["compression_rate"] == 0.0
+    nothing = tiny_model.process("q", CONTEXT, threshold=1.0)
+    assert nothing["pruned_context"] == "" and nothing["compression_rate"] == 100.0
+    probabilities = tiny_model.process("q", CONTEXT, return_sentence_probabilities=True)[
+        "sentence_probabilities"
+    ]
+    tiny_model.config.default_threshold = float(np.median(probabilities))
+    default = tiny_model.process("q", CONTEXT)
+    kept = sum(p > tiny_model.config.default_threshold for p in probabilities)
+    assert len(default["pruned_context"]) < len(CONTEXT) and kept >= 1
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "always", "expected"),
+    [
+        ([0.1, 0.9, 0.2], True, "Paris. Paris is big."),
+        ([0.1, 0.9, 0.2], False, "Paris is big."),
+        ([0.1, 0.2, 0.2], True, ""),
+    ],
+)
+def test_title_first_sentence(probabilities: list[float], always: bool, expected: str) -> None:
+    text = "Paris. Paris is big. Cats purr."
+    doc = Document("q", text, [(0, 6), (7, 20), (21, 31)], first_sentence_is_title=True)
+    result = _result(doc, 0.5, np.array(probabilities), 0.5, always, False)
+    assert result["pruned_context"] == expected
+
+
+def test_explicit_titles_change_the_input_not_the_output(tiny_model: PruningEncoder) -> None:
+    plain = tiny_model.process("q", CONTEXT, threshold=0.0)
+    titled = tiny_model.process("q", CONTEXT, threshold=0.0, title="France")
+    assert titled["pruned_context"] == CONTEXT
+    assert titled["reranking_score"] != pytest.approx(plain["reranking_score"], abs=1e-9)
+    with pytest.raises(ValueError, match="title must be"):
+        tiny_model.process("q", [CONTEXT, CONTEXT], title=["only one"])
+
+
+def test_reorder_and_top_k(tiny_model: PruningEncoder) -> None:
+    docs = ["The cat is a cat.", CONTEXT, "It was in 1990.", "dog dog dog."]
+    plain = tiny_model.process("what is paris?", docs)
+    scores = [r["reranking_score"] for r in plain]
+    ranked = tiny_model.process("what is paris?", docs, reorder=True, top_k=2)
+    assert [r["index"] for r in ranked] == list(np.argsort(scores)[::-1][:2])
+    best_two_in_order = tiny_model.process("what is paris?", docs, top_k=2)
+    assert [r["index"] for r in best_two_in_order] == sorted(r["index"] for r in ranked)
+    with pytest.raises(ValueError, match="top_k"):
+        tiny_model.process("q", docs, top_k=0)
+
+
+def test_pruning_only_model_has_no_scores(tiny_pruning_only: PruningEncoder) -> None:
+    result = tiny_pruning_only.process("q", CONTEXT)
+    assert result["reranking_score"] is None
+    with pytest.raises(ValueError, match="pruning_only"):
+        tiny_pruning_only.process("q", [CONTEXT], reorder=True)
+    with pytest.raises(ValueError, match="pruning_only"):
+        tiny_pruning_only.predict(("q", CONTEXT))
+
+
+def test_custom_splitter_and_language(tiny_model: PruningEncoder) -> None:
+    result = tiny_model.process(
+        "q", "a b | c d", sentence_splitter=lambda text: text.split("|"), threshold=0.0,
+        return_sentence_probabilities=True,
+    )
+    assert result["sentence_spans"] == [(0, 3), (6, 9)]
+    japanese = tiny_model.process(
+        "q", "猫です。犬です。", language="ja", threshold=0.0, return_sentence_probabilities=True
+    )
+    assert japanese["sentence_spans"] == [(0, 4), (4, 8)]
+    assert japanese["pruned_context"] == "猫です。犬です。"
+
+
+def test_long_context_is_windowed_not_truncated(tiny_model: PruningEncoder) -> None:
+    sentences = [f"Sentence {i} is about the cat." for i in range(60)]
+    context = " ".join(sentences)
+    tokens = len(tiny_model.tokenizer(context)["input_ids"])
+    assert tokens > 4 * tiny_model.max_length
+    result = tiny_model.process("q", context, threshold=0.0, return_sentence_probabilities=True)
+    assert result["pruned_context"] == context
+    assert len(result["sentence_probabilities"]) == 60
+    assert all(p > 0 for p in result["sentence_probabilities"])
+    # The document's score is its best window's score.
+    window_scores = tiny_model.predict([("q", s) for s in [context]])
+    assert result["reranking_score"] == pytest.approx(float(window_scores[0]), abs=1e-6)
+
+
+def test_overlong_sentence_is_split_across_windows(tiny_model: PruningEncoder) -> None:
+    context = "cat " * 300 + "end."
+    result = tiny_model.process("q", context, threshold=0.0, return_sentence_probabilities=True)
+    assert result["pruned_context"] == context.strip()
+    assert 0.0 < result["sentence_probabilities"][0] < 1.0
+
+
+def test_question_too_long_is_refused(tiny_model: PruningEncoder) -> None:
+    with pytest.raises(ValueError, match="too little of max_length"):
+        tiny_model.process("cat " * 200, CONTEXT)
+
+
+def test_batch_size_does_not_change_results(tiny_model: PruningEncoder) -> None:
+    docs = [CONTEXT, "cat " * 100, "The dog.", ""] * 3
+    one = tiny_model.process("q", docs, batch_size=1, return_sentence_probabilities=True)
+    many = tiny_model.process("q", docs, batch_size=5, return_sentence_probabilities=True)
+    for a, b in zip(one, many, strict=True):
+        assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
+        assert a["sentence_probabilities"] == pytest.approx(b["sentence_probabilities"], abs=1e-5)
+
+
+def test_pack_windows_keeps_whole_sentences() -> None:
+    token_sentence = np.array([0, 0, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3, 3])
+    assert _pack_windows(token_sentence, 4, budget=5) == [(0, 5), (5, 6), (6, 11), (11, 13)]
+    assert _pack_windows(np.zeros(0, dtype=np.int64), 0, budget=5) == [(0, 0)]
+
+
+sentence = st.text(alphabet="abc xyz", min_size=1, max_size=12).map(str.strip).filter(bool)
+gap = st.sampled_from([" ", "  ", "\n", "\n\n", ""])
+
+
+@given(
+    pieces=st.lists(st.tuples(sentence, gap), min_size=0, max_size=8),
+    keep=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_kept_spans_properties(pieces: list[tuple[str, str]], keep: list[bool]) -> None:
+    text, spans = "", []
+    for words, after in pieces:
+        spans.append((len(text), len(text) + len(words)))
+        text += words + (after or " ")
+    mask = np.array(keep[: len(spans)], dtype=bool)
+    kept = _kept_spans(text, spans, mask)
+    pruned = "".join(text[s:e] for s, e in kept)
+    assert all(0 <= s < e <= len(text) for s, e in kept)
+    assert all(a[1] <= b[0] for a, b in zip(kept, kept[1:], strict=False))
+    assert [text[s:e] for s, e in spans if any(a <= s and e <= b for a, b in kept)] == [
+        text[s:e] for (s, e), k in zip(spans, mask, strict=True) if k
+    ]
+    assert len(pruned) <= len(text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    context=st.text(alphabet=st.sampled_from(list("abc. ?!\nXYZ12")), max_size=120),
+    threshold=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_process_span_properties(
+    tiny_model: PruningEncoder, context: str, threshold: float
+) -> None:
+    result = tiny_model.process("q?", context, threshold=threshold)
+    spans = result["kept_spans"]
+    assert all(0 <= s < e <= len(context) for s, e in spans)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert result["pruned_context"] == "".join(context[s:e] for s, e in spans)
+    if threshold == 0.0:
+        assert result["pruned_context"] == context.strip()
+    if threshold == 1.0:
+        assert result["pruned_context"] == ""
