@@ -125,7 +125,11 @@ def _model_options() -> argparse.ArgumentParser:
         "--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available, else cpu)"
     )
     options.add_argument(
-        "--batch-size", type=_positive_int, default=32, help="inputs per batch (default: 32)"
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="inputs per batch (default: 32)",
     )
     return options
 
@@ -140,16 +144,28 @@ def _add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = prune.add_mutually_exclusive_group(required=True)
-    source.add_argument("--question", help="prune one context, read from FILE, for this question")
-    source.add_argument("--input", metavar="JSONL", help="prune each question/context line (- for stdin)")
-    prune.add_argument("context", nargs="?", metavar="FILE", help="the context (default: - for stdin)")
+    source.add_argument(
+        "--question", metavar="TEXT", help="prune the context in FILE for this question"
+    )
+    source.add_argument(
+        "--input", metavar="JSONL", help="prune the question/context pair of each line (- stdin)"
+    )
+    prune.add_argument(
+        "context", nargs="?", metavar="FILE", help="the context for --question (default, -: stdin)"
+    )
     prune.add_argument(
         "--threshold",
         type=_probability,
+        metavar="P",
         help="keep a sentence whose keep-probability exceeds this (default: the model's)",
     )
     prune.add_argument("--json", action="store_true", help="print the full result as JSON")
-    prune.add_argument("--output", metavar="JSONL", default="-", help="where --input results go")
+    prune.add_argument(
+        "--output",
+        metavar="JSONL",
+        default="-",
+        help="where the --input results go, written atomically (default, -: stdout)",
+    )
     prune.set_defaults(handler=_prune)
 
 
