@@ -11,19 +11,48 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
-from transformers import BertConfig, BertTokenizer  # noqa: E402
+import torch
+from transformers import BertConfig, BertTokenizer
 
-from pruning_encoder import PruningEncoder  # noqa: E402
+from pruning_encoder import PruningEncoder
 
-WORDS = "the a is of in and to was it paris france capital city cat cats dog what who where".split()
+WORDS = [
+    "the",
+    "a",
+    "is",
+    "of",
+    "in",
+    "and",
+    "to",
+    "was",
+    "it",
+    "paris",
+    "france",
+    "capital",
+    "city",
+    "cat",
+    "cats",
+    "dog",
+    "what",
+    "who",
+    "where",
+]
 CHARS = list(string.ascii_lowercase + string.digits + string.punctuation)
 
 
 def make_backbone_dir(directory: Path, *, seed: int = 0) -> Path:
     """A tiny random BERT with a WordPiece tokenizer, saved like a Hub checkpoint."""
     torch.manual_seed(seed)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CHARS, *(f"##{c}" for c in CHARS), *WORDS]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *CHARS,
+        *(f"##{c}" for c in CHARS),
+        *WORDS,
+    ]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), model_max_length=64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -37,7 +39,10 @@ def test_shape_matrix(tiny_model: PruningEncoder) -> None:
 
 def test_presplit_sentences(tiny_model: PruningEncoder) -> None:
     result = tiny_model.process(
-        "q?", ["First one.", "Second one."], presplit=True, threshold=0.0,
+        "q?",
+        ["First one.", "Second one."],
+        presplit=True,
+        threshold=0.0,
         return_sentence_probabilities=True,
     )
     assert result["pruned_context"] == "First one. Second one."
@@ -151,7 +156,10 @@ def test_pruning_only_model_has_no_scores(tiny_pruning_only: PruningEncoder) -> 
 
 def test_custom_splitter_and_language(tiny_model: PruningEncoder) -> None:
     result = tiny_model.process(
-        "q", "a b | c d", sentence_splitter=lambda text: text.split("|"), threshold=0.0,
+        "q",
+        "a b | c d",
+        sentence_splitter=lambda text: text.split("|"),
+        threshold=0.0,
         return_sentence_probabilities=True,
     )
     assert result["sentence_spans"] == [(0, 3), (6, 9)]
@@ -220,14 +228,16 @@ def test_kept_spans_properties(pieces: list[tuple[str, str]], keep: list[bool]) 
     kept = _kept_spans(text, spans, mask)
     pruned = "".join(text[s:e] for s, e in kept)
     assert all(0 <= s < e <= len(text) for s, e in kept)
-    assert all(a[1] <= b[0] for a, b in zip(kept, kept[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in pairwise(kept))
     assert [text[s:e] for s, e in spans if any(a <= s and e <= b for a, b in kept)] == [
         text[s:e] for (s, e), k in zip(spans, mask, strict=True) if k
     ]
     assert len(pruned) <= len(text)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     context=st.text(alphabet=st.sampled_from(list("abc. ?!\nXYZ12")), max_size=120),
     threshold=st.floats(min_value=0.0, max_value=1.0),
@@ -238,7 +248,7 @@ def test_process_span_properties(
     result = tiny_model.process("q?", context, threshold=threshold)
     spans = result["kept_spans"]
     assert all(0 <= s < e <= len(context) for s, e in spans)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in pairwise(spans))
     assert result["pruned_context"] == "".join(context[s:e] for s, e in spans)
     if threshold == 0.0:
         assert result["pruned_context"] == context.strip()

@@ -26,7 +26,9 @@ CONTEXT = (
 
 
 @pytest.fixture(scope="module")
-def minilm_saved(minilm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[PruningEncoder, Path]:
+def minilm_saved(
+    minilm_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PruningEncoder, Path]:
     torch.manual_seed(0)
     model = PruningEncoder(minilm_path, device="cpu")
     directory = tmp_path_factory.mktemp("minilm") / "model"
@@ -51,14 +53,18 @@ def test_ranking_model_loads_everywhere_with_equal_scores(
     plain = AutoModelForSequenceClassification.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     with torch.no_grad():
-        logits = plain(**tokenizer(*map(list, zip(*PAIRS, strict=True)), padding=True, return_tensors="pt")).logits
+        logits = plain(
+            **tokenizer(*map(list, zip(*PAIRS, strict=True)), padding=True, return_tensors="pt")
+        ).logits
     np.testing.assert_allclose(torch.sigmoid(logits[:, 0]).numpy(), expected, atol=1e-5)
     classifier = pipeline("text-classification", model=path, device="cpu")
     scores = [classifier({"text": q, "text_pair": d})["score"] for q, d in PAIRS]
     np.testing.assert_allclose(scores, expected, atol=1e-5)
 
 
-def test_top_level_directory_loads_with_auto_classes(minilm_saved: tuple[PruningEncoder, Path]) -> None:
+def test_top_level_directory_loads_with_auto_classes(
+    minilm_saved: tuple[PruningEncoder, Path],
+) -> None:
     model, directory = minilm_saved
     auto = AutoModel.from_pretrained(directory).eval()
     result = auto.process("What is the capital of France?", CONTEXT)

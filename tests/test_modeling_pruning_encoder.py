@@ -1,4 +1,4 @@
-"""The Transformers-level models: outputs, losses, Auto* loading, remote code and bad directories."""
+"""Transformers-level models: outputs, losses, Auto* loading, remote code, bad directories."""
 
 from __future__ import annotations
 
@@ -31,15 +31,22 @@ from pruning_encoder import (
 
 def tiny_config(mode: str = "reranking_pruning") -> PruningEncoderConfig:
     encoder = BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, num_labels=1,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=1,
     )
     return PruningEncoderConfig(mode=mode, encoder_config=encoder, max_seq_length=64)
 
 
 def batch() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    return {"input_ids": torch.randint(5, 99, (3, 11)), "attention_mask": torch.ones(3, 11, dtype=torch.long)}
+    return {
+        "input_ids": torch.randint(5, 99, (3, 11)),
+        "attention_mask": torch.ones(3, 11, dtype=torch.long),
+    }
 
 
 def test_config_round_trip_and_validation(tmp_path: Path) -> None:
@@ -128,7 +135,11 @@ def test_auto_loading_matches_pruning_encoder(tiny_model: PruningEncoder, saved:
     for auto in (AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification):
         model = auto.from_pretrained(saved).eval()
         output = model(**inputs)
-        ranking = output.ranking_logits if auto is not AutoModelForSequenceClassification else output.logits
+        ranking = (
+            output.ranking_logits
+            if auto is not AutoModelForSequenceClassification
+            else output.logits
+        )
         torch.testing.assert_close(ranking, reference.ranking_logits)
     assert AutoModelForSequenceClassification.from_pretrained(saved).process("q", "A b. C d.")
 
@@ -149,7 +160,8 @@ def test_remote_code_loads_without_the_package(
         path = {str(saved)!r}
         model = AutoModel.from_pretrained(path, trust_remote_code=True)
         result = model.process("what is paris?", "Paris is big. Cats purr.", threshold=0.5)
-        classifier = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+        auto = AutoModelForSequenceClassification
+        classifier = auto.from_pretrained(path, trust_remote_code=True)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
         logits = classifier(**tokenizer("a", "b", return_tensors="pt")).logits
         print(json.dumps({{"result": result, "logit": float(logits[0, 0])}}))
@@ -157,16 +169,25 @@ def test_remote_code_loads_without_the_package(
     )
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
     run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-        stdin=subprocess.DEVNULL, timeout=300,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Do you wish to run the custom code" not in run.stderr
     remote = json.loads(run.stdout.strip().splitlines()[-1])
     assert remote["result"]["pruned_context"] == expected["pruned_context"]
-    assert remote["result"]["reranking_score"] == pytest.approx(expected["reranking_score"], abs=1e-6)
+    assert remote["result"]["reranking_score"] == pytest.approx(
+        expected["reranking_score"], abs=1e-6
+    )
     inputs = tiny_model.tokenizer("a", "b", return_tensors="pt")
-    assert remote["logit"] == pytest.approx(float(tiny_model.model(**inputs).ranking_logits[0, 0]), abs=1e-5)
+    assert remote["logit"] == pytest.approx(
+        float(tiny_model.model(**inputs).ranking_logits[0, 0]), abs=1e-5
+    )
 
 
 def test_directory_without_weights(saved: Path) -> None:
@@ -194,16 +215,26 @@ def test_saved_layout_is_the_spec(saved: Path) -> None:
     assert config["model_type"] == "pruning_encoder"
     assert config["architectures"] == ["PruningEncoderForSequenceClassification"]
     assert set(config["auto_map"]) == {
-        "AutoConfig", "AutoModel", "AutoModelForSequenceClassification",
+        "AutoConfig",
+        "AutoModel",
+        "AutoModelForSequenceClassification",
         "AutoModelForTokenClassification",
     }
     record = json.loads((saved / "pruning_encoder_config.json").read_text())
     assert record["mode"] == "reranking_pruning" and record["max_length"] == 64
-    for name in ("modeling_pruning_encoder.py", "configuration_pruning_encoder.py",
-                 "context_pruning.py", "sentence_splitter.py", "tokenizer.json", "README.md",
-                 "ranking_model/model.safetensors", "ranking_model/config.json",
-                 "ranking_model/tokenizer.json", "pruning_head/config.json",
-                 "pruning_head/model.safetensors"):
+    for name in (
+        "modeling_pruning_encoder.py",
+        "configuration_pruning_encoder.py",
+        "context_pruning.py",
+        "sentence_splitter.py",
+        "tokenizer.json",
+        "README.md",
+        "ranking_model/model.safetensors",
+        "ranking_model/config.json",
+        "ranking_model/tokenizer.json",
+        "pruning_head/config.json",
+        "pruning_head/model.safetensors",
+    ):
         assert (saved / name).is_file(), name
     # Weights are stored once, never pickled.
     assert not list(saved.glob("*.safetensors"))

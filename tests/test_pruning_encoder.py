@@ -52,7 +52,9 @@ def test_save_load_round_trip(tiny_model: PruningEncoder, tmp_path: Path) -> Non
     context = "Paris is the capital of France. Cats purr. The dog is a dog."
     ours = tiny_model.process("q", context, return_sentence_probabilities=True)
     theirs = loaded.process("q", context, return_sentence_probabilities=True)
-    assert theirs["sentence_probabilities"] == pytest.approx(ours["sentence_probabilities"], abs=1e-6)
+    assert theirs["sentence_probabilities"] == pytest.approx(
+        ours["sentence_probabilities"], abs=1e-6
+    )
     # The constructor accepts a saved directory too.
     again = PruningEncoder(tmp_path / "model", device="cpu")
     np.testing.assert_allclose(again.predict(PAIRS), tiny_model.predict(PAIRS), atol=1e-6)
@@ -102,12 +104,19 @@ def test_model_card(tiny_model: PruningEncoder, tmp_path: Path) -> None:
     assert "library_name: pruning-encoder" in front
     assert "pipeline_tag: text-ranking" in front
     assert "license:" in front and "tags:" in front
-    for loading_path in ("PruningEncoder.from_pretrained", "trust_remote_code=True",
-                         "AutoModelForTokenClassification", "CrossEncoder", "pipeline("):
+    for loading_path in (
+        "PruningEncoder.from_pretrained",
+        "trust_remote_code=True",
+        "AutoModelForTokenClassification",
+        "CrossEncoder",
+        "pipeline(",
+    ):
         assert loading_path in body, loading_path
 
 
-def test_save_is_atomic(tiny_model: PruningEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_is_atomic(
+    tiny_model: PruningEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "m"
     tiny_model.save_pretrained(target)
     before = sorted(p.relative_to(target) for p in target.rglob("*"))

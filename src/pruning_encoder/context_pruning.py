@@ -233,7 +233,7 @@ class ContextPruningMixin:
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
     ) -> tuple[np.ndarray | None, list[np.ndarray]]:
-        """Run the model over documents: best-window ranking logits and per-sentence keep-probabilities.
+        """Run the model: each document's best-window ranking logits and sentence probabilities.
 
         Returns:
             ``(logits, probabilities)``: ``[documents, num_labels]`` ranking logits of each
@@ -442,7 +442,9 @@ def _kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span
 
 
 def _join_sentences(sentences: Sequence[str]) -> tuple[str, list[Span]]:
-    spans, position, parts = [], 0, []
+    spans: list[Span] = []
+    parts: list[str] = []
+    position = 0
     for sentence in sentences:
         sentence = sentence.strip()
         if not sentence:

@@ -35,7 +35,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.modeling_outputs import ModelOutput, SequenceClassifierOutput, TokenClassifierOutput
+from transformers.modeling_outputs import (
+    ModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 from transformers.utils import cached_file
 
 from .configuration_pruning_encoder import PruningEncoderConfig
@@ -53,7 +57,9 @@ AUTO_MAP = {
     "AutoModelForSequenceClassification": (
         "modeling_pruning_encoder.PruningEncoderForSequenceClassification"
     ),
-    "AutoModelForTokenClassification": "modeling_pruning_encoder.PruningEncoderForTokenClassification",
+    "AutoModelForTokenClassification": (
+        "modeling_pruning_encoder.PruningEncoderForTokenClassification"
+    ),
 }
 PRUNING_ENCODER_CONFIG_NAME = "pruning_encoder_config.json"
 PRUNING_HEAD_DIR = "pruning_head"
@@ -131,11 +137,15 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
     base_model_prefix = "pruning_encoder"
     supports_gradient_checkpointing = True
 
-    def __init__(self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None) -> None:
+    def __init__(
+        self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None
+    ) -> None:
         super().__init__(config)
         if backbone is None:
             if config.encoder_config is None:
-                raise ValueError("PruningEncoderConfig.encoder_config is required to build a model.")
+                raise ValueError(
+                    "PruningEncoderConfig.encoder_config is required to build a model."
+                )
             auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
             backbone = auto.from_config(config.encoder_config)
         self.backbone = backbone
@@ -156,8 +166,10 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         if self._tokenizer is None:
             if not self.name_or_path:
                 raise ValueError("This model has no tokenizer: set `model.tokenizer = ...` first.")
-            # The code in that directory already runs (it defines this model), so trusting it is moot.
-            self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=True)
+            # That directory's code already runs (it defines this model): trusting it is moot.
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.name_or_path, trust_remote_code=True
+            )
         return self._tokenizer
 
     @tokenizer.setter
@@ -197,7 +209,9 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         losses = []
         if labels is not None:
             if ranking_logits is None:
-                raise ValueError("Ranking labels were given to a pruning_only model (no ranking head).")
+                raise ValueError(
+                    "Ranking labels were given to a pruning_only model (no ranking head)."
+                )
             if ranking_logits.shape[-1] == 1:
                 losses.append(
                     nn.functional.binary_cross_entropy_with_logits(
@@ -237,7 +251,10 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
             "num_labels": self.backbone.config.num_labels if config.has_ranking_head else None,
             "max_length": config.max_seq_length,
             "default_threshold": config.default_threshold,
-            "pruning_config": {"hidden_size": config.hidden_size, "dropout": config.pruning_dropout},
+            "pruning_config": {
+                "hidden_size": config.hidden_size,
+                "dropout": config.pruning_dropout,
+            },
             "architecture": "PruningEncoder",
         }
         (directory / PRUNING_ENCODER_CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
@@ -245,7 +262,11 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         self.backbone.save_pretrained(backbone_dir)
         head_dir = directory / PRUNING_HEAD_DIR
         head_dir.mkdir()
-        head_config = {"hidden_size": config.hidden_size, "num_labels": 2, "dropout": config.pruning_dropout}
+        head_config = {
+            "hidden_size": config.hidden_size,
+            "num_labels": 2,
+            "dropout": config.pruning_dropout,
+        }
         (head_dir / "config.json").write_text(json.dumps(head_config, indent=2) + "\n")
         head_state = {k: v.detach().contiguous() for k, v in self.pruning_head.state_dict().items()}
         save_file(head_state, head_dir / WEIGHTS_NAME, metadata={"format": "pt"})
@@ -268,28 +289,45 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         path = str(pretrained_model_name_or_path)
         kwargs.pop("subfolder", None)
         kwargs.pop("trust_remote_code", None)
-        hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "proxies")
+        hub_keys = (
+            "cache_dir",
+            "force_download",
+            "local_files_only",
+            "token",
+            "revision",
+            "proxies",
+        )
         hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
         if config is None:
             config = load_config(path, **hub_kwargs)
         backbone_dir = backbone_dir_name(config.mode)
         if os.path.isdir(path):
-            missing = [d for d in (backbone_dir, PRUNING_HEAD_DIR) if not os.path.isdir(Path(path, d))]
+            missing = [
+                d for d in (backbone_dir, PRUNING_HEAD_DIR) if not os.path.isdir(Path(path, d))
+            ]
             if missing:
-                raise OSError(f"{path} is not a complete PruningEncoder directory: missing {missing}.")
+                raise OSError(
+                    f"{path} is not a complete PruningEncoder directory: missing {missing}."
+                )
         auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
         backbone = auto.from_pretrained(path, *model_args, subfolder=backbone_dir, **kwargs)
         config.encoder_config = backbone.config
         model = cls(config, backbone=backbone)
         head_file = cached_file(path, WEIGHTS_NAME, subfolder=PRUNING_HEAD_DIR, **hub_kwargs)
+        if head_file is None:
+            raise OSError(f"{path} has no {PRUNING_HEAD_DIR}/{WEIGHTS_NAME}.")
         try:
             state = load_file(head_file)
         except (SafetensorError, OSError) as error:
-            raise OSError(f"Could not read the pruning head weights {head_file}: {error}") from error
+            raise OSError(
+                f"Could not read the pruning head weights {head_file}: {error}"
+            ) from error
         try:
             model.pruning_head.load_state_dict(state)
         except RuntimeError as error:
-            raise OSError(f"The pruning head weights {head_file} do not fit this model: {error}") from error
+            raise OSError(
+                f"The pruning head weights {head_file} do not fit this model: {error}"
+            ) from error
         model.pruning_head.to(device=backbone.device, dtype=backbone.dtype)
         model.name_or_path = path
         model.eval()
@@ -297,7 +335,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
 
 
 def load_config(path: str, **hub_kwargs: Any) -> PruningEncoderConfig:
-    """Read a PruningEncoder's ``config.json`` and refuse any other model type with a clear error."""
+    """Read a PruningEncoder's ``config.json``; any other model type is a clear error."""
     config_dict, _ = PruningEncoderConfig.get_config_dict(path, **hub_kwargs)
     model_type = config_dict.get("model_type")
     if model_type != PruningEncoderConfig.model_type:
@@ -311,7 +349,7 @@ def load_config(path: str, **hub_kwargs: Any) -> PruningEncoderConfig:
 
 
 class PruningEncoderModel(PruningEncoderPreTrainedModel):
-    """Both heads in one output: ``ranking_logits`` and ``pruning_logits`` (what ``AutoModel`` loads)."""
+    """Both heads in one output, ``ranking_logits`` and ``pruning_logits`` (``AutoModel``)."""
 
     def forward(
         self,
@@ -332,7 +370,9 @@ class PruningEncoderModel(PruningEncoderPreTrainedModel):
 class PruningEncoderForSequenceClassification(PruningEncoderPreTrainedModel):
     """``logits`` are the ranking logits; ``pruning_logits`` ride along. Needs a ranking head."""
 
-    def __init__(self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None) -> None:
+    def __init__(
+        self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None
+    ) -> None:
         if not config.has_ranking_head:
             raise ValueError(
                 "A pruning_only model has no ranking head: load it with "
@@ -357,7 +397,7 @@ class PruningEncoderForSequenceClassification(PruningEncoderPreTrainedModel):
 
 
 class PruningEncoderForTokenClassification(PruningEncoderPreTrainedModel):
-    """``logits`` are the per-token keep/prune logits ``[batch, tokens, 2]``; labels are token labels."""
+    """``logits`` are per-token keep/prune logits ``[batch, tokens, 2]``; labels are per token."""
 
     def forward(
         self,

@@ -22,7 +22,7 @@ from transformers import (
 
 from . import __version__
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
-from .context_pruning import Document, Result
+from .context_pruning import Document
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import PruningEncoderModel, atomic_directory, load_config
 from .sentence_splitter import split_sentences
@@ -34,7 +34,7 @@ EXPORT_METADATA_NAME = "export_metadata.json"
 
 
 class PruningEncoder(nn.Module):
-    """A reranker that also prunes: one forward pass scores a context and keeps its relevant sentences.
+    """A reranker that also prunes: one forward pass scores a context and keeps what is relevant.
 
     Args:
         model_name_or_path: A saved PruningEncoder directory (loaded as is), or any Hugging Face
@@ -71,9 +71,10 @@ class PruningEncoder(nn.Module):
         if _is_pruning_encoder(path):
             self.model = PruningEncoderModel.from_pretrained(path)
         else:
-            self.model = _build(path, mode, num_labels, max_length, default_threshold, pruning_dropout)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(device)
+            self.model = _build(
+                path, mode, num_labels, max_length, default_threshold, pruning_dropout
+            )
+        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.eval()
 
     @classmethod
@@ -121,7 +122,7 @@ class PruningEncoder(nn.Module):
 
     def predict(
         self,
-        inputs: Sequence[tuple[str, str] | list[str]] | tuple[str, str] | list[str],
+        inputs: Sequence[Any],
         *,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
@@ -140,11 +141,12 @@ class PruningEncoder(nn.Module):
         """
         self._require_ranking_head("predict()")
         single = len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
-        pairs = [inputs] if single else list(inputs)
-        for i, pair in enumerate(pairs):
-            if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+        documents = []
+        for i, pair in enumerate([inputs] if single else inputs):
+            if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
                 raise ValueError(f"inputs[{i}] must be a (query, document) pair of strings.")
-        documents = [Document(q, d, split_sentences(d)) for q, d in pairs]  # type: ignore[misc]
+            query, document = pair
+            documents.append(Document(query, document, split_sentences(document)))
         logits_array, _ = self.model.score_documents(
             documents, batch_size=batch_size, show_progress_bar=show_progress_bar
         )
@@ -238,7 +240,6 @@ class PruningEncoder(nn.Module):
     def _require_ranking_head(self, what: str) -> None:
         if not self.config.has_ranking_head:
             raise ValueError(f"{what} needs ranking scores, but this model is pruning_only.")
-
 
 
 def _is_pruning_encoder(path: str) -> bool:

@@ -35,7 +35,6 @@ _PREVIEW_CHARS = 40
 _BREAK_CHARS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 _NON_SPACE = re.compile(r"\S")
-_NON_SPACE_RUN = re.compile(r"\S+")
 _LINE_BREAK = re.compile(f"[{_BREAK_CHARS}]\\s*")
 _BREAK_CHAR = re.compile(f"[{_BREAK_CHARS}]")
 _NEXT_CHAR = re.compile(r"\s*+(\S)?")
@@ -82,7 +81,7 @@ def detect_language(text: str) -> str:
     if any(mark in text for mark in _CJK_MARKS):
         return "zh"
     han = sum(map(len, _HAN_RUN.findall(text)))
-    if han and han * 10 >= sum(map(len, _NON_SPACE_RUN.findall(text))):
+    if han and han * 10 >= sum(map(len, text.split())):
         return "zh"
     return "en"
 
@@ -161,28 +160,22 @@ def _split_block(text: str, start: int, end: int, cjk: bool, spans: list[Span]) 
 
 
 def _is_boundary(text: str, enders: re.Match[str], start: int, end: int, cjk: bool) -> bool:
-    after = enders.end()
+    marks, after = enders.group(), enders.end()
     following = text[after] if after < end else ""
-    if cjk:
-        marks = enders.group().rstrip(_CLOSERS)
-        if not _CJK_MARKS.isdisjoint(marks):
-            return True
-        if (
-            following
-            and not following.isascii()
-            and not following.isspace()
-            and not marks.strip("!?")
-        ):
-            return True
+    if cjk and not _CJK_MARKS.isdisjoint(marks):
+        return True
+    # ASCII "!?" need no space before CJK text, but stay put before ASCII ("?q=1" in a URL).
+    bare = not marks.rstrip(_CLOSERS).strip("!?")
+    if cjk and bare and not following.isascii() and not following.isspace():
+        return True
     if not following.isspace():
         return False
-    nxt = _NEXT_CHAR.match(text, after, end)
-    char = nxt.group(1) if nxt else None
-    if char is None:
-        return False  # only whitespace follows: the block ends here anyway
+    char = nxt.group(1) if (nxt := _NEXT_CHAR.match(text, after, end)) else None
+    if char is None:  # only whitespace follows: the block ends here anyway
+        return False
     if not (char.isalnum() and not char.islower()) and char not in _OPENERS:
         return False
-    return enders.group() != "." or not _is_abbreviation(text, enders.start(), start, char)
+    return marks != "." or not _is_abbreviation(text, enders.start(), start, char)
 
 
 def _is_abbreviation(text: str, dot: int, start: int, following: str) -> bool:
@@ -284,7 +277,7 @@ def resolve_spans(text: str, splitter: SentenceSplitter) -> list[Span]:
     for index, item in enumerate(result):
         try:
             start, end = (operator.index(value) for value in item)
-            if isinstance(item, str) or any(isinstance(value, bool) for value in item):
+            if any(isinstance(value, bool) for value in item):
                 raise TypeError
         except (TypeError, ValueError):
             raise ValueError(

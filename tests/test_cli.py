@@ -1,0 +1,248 @@
+"""The ``pruning-encoder`` command line, run in-process on one saved tiny model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pruning_encoder import PruningEncoder
+from pruning_encoder.cli import main
+
+CONTEXT = "Paris is the capital of France. Cats purr."
+RESULT_TYPES = {
+    "pruned_context": str,
+    "reranking_score": float,
+    "compression_rate": float,
+    "kept_spans": list,
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("cli") / "model"
+    PruningEncoder(tiny_backbone, device="cpu").save_pretrained(directory)
+    return str(directory)
+
+
+def prune(model_dir: str, *args: str) -> int:
+    return main(["prune", "--model", model_dir, "--device", "cpu", *args])
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def pair(i: int, question: object = "where is paris?", context: object = CONTEXT) -> str:
+    return json.dumps({"id": i, "question": question, "context": context, "extra": [i]})
+
+
+def test_text_mode_reads_file_and_applies_threshold(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    context_file = tmp_path / "context.txt"
+    context_file.write_text(CONTEXT + "\n", encoding="utf-8")
+    args = ["--question", "where is paris?", str(context_file)]
+
+    assert prune(model_dir, *args, "--threshold", "0") == 0
+    assert capsys.readouterr().out == CONTEXT + "\n"  # threshold 0 keeps every sentence
+    assert prune(model_dir, *args, "--threshold", "1") == 0
+    assert capsys.readouterr().out == "\n"  # threshold 1 keeps none
+
+
+@pytest.mark.parametrize("file_args", [[], ["-"]], ids=["omitted", "dash"])
+def test_text_mode_reads_stdin(
+    model_dir: str,
+    file_args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(CONTEXT))
+    assert prune(model_dir, "--question", "q?", "--threshold", "0", *file_args) == 0
+    assert capsys.readouterr().out == CONTEXT + "\n"
+
+
+def test_json_flag_prints_the_full_result(
+    model_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(CONTEXT))
+    assert prune(model_dir, "--question", "where is paris?", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = PruningEncoder.from_pretrained(model_dir, device="cpu").process(
+        "where is paris?", CONTEXT
+    )
+    assert {key: type(value) for key, value in result.items()} == RESULT_TYPES
+    assert result["pruned_context"] == expected["pruned_context"]
+    assert result["reranking_score"] == pytest.approx(expected["reranking_score"], abs=1e-6)
+
+
+def test_jsonl_round_trip_keeps_fields_and_order(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    contexts = [CONTEXT, "The cat is a cat. It was in 1990.", "", "What a dog."]
+    source = write_lines(
+        tmp_path / "pairs.jsonl", [pair(i, context=c) for i, c in enumerate(contexts)]
+    )
+    output = tmp_path / "out.jsonl"
+    # A batch size of 3 splits the 4 records over two batches.
+    assert (
+        prune(model_dir, "--input", str(source), "--output", str(output), "--batch-size", "3") == 0
+    )
+    assert capsys.readouterr() == ("", "")
+
+    records = read_jsonl(output)
+    assert [record["id"] for record in records] == [0, 1, 2, 3]
+    for i, record in enumerate(records):
+        assert record["context"] == contexts[i] and record["extra"] == [i]
+        assert {key: type(record[key]) for key in RESULT_TYPES} == RESULT_TYPES
+        kept = "".join(contexts[i][start:end] for start, end in record["kept_spans"])
+        assert record["pruned_context"] == kept
+
+
+def test_jsonl_stdin_to_stdout(
+    model_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = (pair(0) + "\n" + pair(1) + "\n").encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert prune(model_dir, "--input", "-", "--threshold", "0") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["pruned_context"] for line in lines] == [CONTEXT, CONTEXT]
+
+
+def test_invalid_lines_are_reported_and_skipped(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(
+        tmp_path / "pairs.jsonl",
+        [
+            pair(0),
+            "not json",
+            pair(1),
+            "[1, 2]",
+            "",  # blank: skipped without a word
+            pair(2, question=3),
+            json.dumps({"id": 3, "question": "q"}),
+            pair(4, question="what " * 70),  # too long for the tiny model's 64 tokens
+            pair(5),
+        ],
+    )
+    output = tmp_path / "out.jsonl"
+    assert prune(model_dir, "--input", str(source), "--output", str(output), "-q") == 1
+
+    assert [record["id"] for record in read_jsonl(output)] == [0, 1, 5]
+    errors = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[0] for line in errors] == [
+        f"{source}:{number}" for number in (2, 4, 6, 7, 8)
+    ]
+    assert "not valid JSON" in errors[0]
+    assert "expected a JSON object, got an array" in errors[1]
+    assert "field 'question' must be a string, got a number" in errors[2]
+    assert "missing field 'context'" in errors[3]
+    assert "cannot prune" in errors[4]
+
+
+def test_output_file_is_replaced_only_on_success(
+    model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_lines(tmp_path / "pairs.jsonl", [pair(i) for i in range(4)])
+    output = tmp_path / "out.jsonl"
+    output.write_text("previous\n")
+    process = PruningEncoder.process
+    batches = iter(range(4))
+
+    def crash_on_second_batch(self: PruningEncoder, *args: Any, **kwargs: Any) -> Any:
+        if next(batches) == 1:
+            raise RuntimeError("crash")
+        return process(self, *args, **kwargs)
+
+    monkeypatch.setattr(PruningEncoder, "process", crash_on_second_batch)
+    with pytest.raises(RuntimeError, match="crash"):
+        prune(model_dir, "--input", str(source), "--output", str(output), "--batch-size", "2")
+    assert output.read_text() == "previous\n"
+    assert sorted(os.listdir(tmp_path)) == ["out.jsonl", "pairs.jsonl"]  # no temporary file left
+
+
+def test_missing_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prune", "--question", "q?"]) == 2
+    assert capsys.readouterr().err.startswith("error: no --model given")
+
+
+@pytest.mark.parametrize("kind", ["missing", "no-config", "plain-bert"])
+def test_bad_model_dir_is_one_error_line(
+    kind: str, tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = {"missing": tmp_path / "nope", "no-config": tmp_path, "plain-bert": tiny_backbone}[
+        kind
+    ]
+    context_file = tmp_path / "context.txt"
+    context_file.write_text(CONTEXT)
+    assert prune(str(directory), "--question", "q?", str(context_file)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot load a model from") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("mode", ["--question", "--input"])
+def test_missing_input_file_is_a_usage_error(
+    mode: str, model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.txt")
+    args = ["--question", "q?", missing] if mode == "--question" else ["--input", missing]
+    assert prune(model_dir, *args) == 2
+    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--question", "q?", "--input", "pairs.jsonl"],
+        [],  # neither --question nor --input
+        ["--question", "q?", "--threshold", "1.5"],
+        ["--input", "pairs.jsonl", "--batch-size", "0"],
+    ],
+    ids=["both-modes", "no-mode", "threshold-range", "batch-size"],
+)
+def test_argument_misuse_is_an_argparse_error(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prune", "--model", "m", *args]) == 2
+    assert "pruning-encoder prune: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "pairs.jsonl", "context.txt"], "a context FILE goes with --question"),
+        (["--input", "pairs.jsonl", "--json"], "--json goes with --question"),
+        (["--question", "q?", "--output", "out.jsonl"], "--output goes with --input"),
+    ],
+)
+def test_options_of_the_other_mode_are_refused(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prune", "--model", "m", *args]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_module_entry_point_help() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "pruning_encoder", "prune", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "--input pairs.jsonl --output pruned.jsonl" in completed.stdout
