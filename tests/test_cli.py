@@ -89,6 +89,14 @@ def test_json_flag_prints_the_full_result(
     assert result["reranking_score"] == pytest.approx(expected["reranking_score"], abs=1e-6)
 
 
+def test_text_mode_question_the_model_refuses_is_exit_1(
+    model_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(CONTEXT))
+    assert prune(model_dir, "--question", "what " * 70) == 1  # over the tiny model's 64 tokens
+    assert capsys.readouterr().err.startswith("error: cannot prune: The question")
+
+
 def test_jsonl_round_trip_keeps_fields_and_order(
     model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
