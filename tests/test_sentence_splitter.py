@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from pruning_encoder import sentence_splitter
 from pruning_encoder.sentence_splitter import (
+    SentenceSplitter,
     Span,
     detect_language,
     resolve_spans,
@@ -26,6 +28,11 @@ from pruning_encoder.sentence_splitter import (
 
 def sentences(text: str, language: str = "auto") -> list[str]:
     return [text[start:end] for start, end in split_sentences(text, language)]
+
+
+def returning(output: object) -> SentenceSplitter:
+    """A splitter that ignores its text and returns ``output``, well-formed or not."""
+    return cast("SentenceSplitter", lambda text: output)
 
 
 def assert_valid_spans(text: str, spans: list[Span]) -> None:
@@ -469,7 +476,7 @@ def test_resolve_spans_with_string_splitter() -> None:
 
 def test_resolve_spans_with_span_splitter() -> None:
     text = "One. Two. Three."
-    assert resolve_spans(text, lambda t: [(0, 4), [5, 9], (10, 16)]) == [(0, 4), (5, 9), (10, 16)]
+    assert resolve_spans(text, returning([(0, 4), [5, 9], (10, 16)])) == [(0, 4), (5, 9), (10, 16)]
     assert resolve_spans(text, lambda t: []) == []
     assert resolve_spans(text, split_sentences) == split_sentences(text)
 
@@ -482,7 +489,7 @@ def test_resolve_spans_accepts_index_like_ints() -> None:
         def __index__(self) -> int:
             return self.value
 
-    spans = resolve_spans("abc", lambda t: [(Index(0), Index(3))])  # type: ignore[list-item]
+    spans = resolve_spans("abc", returning([(Index(0), Index(3))]))
     assert spans == [(0, 3)]
     assert type(spans[0][0]) is int
 
@@ -517,7 +524,7 @@ def test_resolve_spans_string_not_found() -> None:
 )
 def test_resolve_spans_invalid_output(output: object) -> None:
     with pytest.raises(ValueError, match="splitter"):
-        resolve_spans("One. Two.", lambda t: output)  # type: ignore[arg-type,return-value]
+        resolve_spans("One. Two.", returning(output))
 
 
 # --- Properties --------------------------------------------------------------------------------
