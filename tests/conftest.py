@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
-from transformers import BertConfig, BertTokenizer
+from transformers import BertConfig, BertModel, BertTokenizer
 
 from pruning_encoder import PruningEncoder
 
@@ -65,7 +65,6 @@ def make_backbone_dir(directory: Path, *, seed: int = 0) -> Path:
         intermediate_size=37,
         max_position_embeddings=64,
     )
-    from transformers import BertModel
 
     BertModel(config).save_pretrained(directory)
     return directory

@@ -107,7 +107,7 @@ def test_pruning_only_refuses_scores() -> None:
         model(**batch(), labels=torch.ones(3))
 
 
-def test_auto_classes_are_registered_idempotently(tmp_path: Path) -> None:
+def test_auto_classes_are_registered_idempotently() -> None:
     import importlib
 
     importlib.reload(pruning_encoder)
