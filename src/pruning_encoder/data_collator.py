@@ -1,0 +1,123 @@
+"""Batches for training: (query, text) pairs → windows of whole sentences with token labels.
+
+Texts longer than ``max_length`` are cut into windows exactly as ``process()`` cuts them at
+inference, so the model trains on the inputs it will see. Token labels: 1 for context tokens inside
+a relevant span, 0 for other context tokens, -100 for the query, special tokens and padding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .context_pruning import _collate, _pack_windows, _Template, _token_sentences, _Window
+from .dataset import Record
+from .sentence_splitter import Span, split_sentences
+
+Feature = dict[str, Any]
+
+
+def pair_features(records: Iterable[Record]) -> list[Feature]:
+    """One training feature per (query, text) pair of the records, in order."""
+    features = []
+    for record in records:
+        for i, text in enumerate(record.texts):
+            features.append(
+                {
+                    "query": record.query,
+                    "text": text,
+                    "relevant_spans": record.relevant_spans[i],
+                    "label": None if record.labels is None else record.labels[i],
+                    "score": None if record.scores is None else record.scores[i],
+                }
+            )
+    return features
+
+
+@dataclass
+class PruningDataCollator:
+    """Turn pair features (see :func:`pair_features`) into model inputs and targets.
+
+    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the tokenizer uses
+    them), ``pruning_labels`` ``[windows, tokens]``, and ``labels`` / ``scores`` ``[windows]``
+    (NaN where a pair has none). A batch may hold more windows than pairs. A window of a relevant
+    text that holds none of its relevant tokens gets a NaN ranking target: it is neither a
+    positive (its answer is elsewhere) nor a clean negative.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    max_length: int = 512
+    language: str | None = None
+    _template: _Template = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.tokenizer.is_fast:
+            raise ValueError("PruningDataCollator needs a fast tokenizer (offset mapping).")
+        self._template = _Template.of(self.tokenizer)
+
+    def __call__(self, features: Sequence[Feature]) -> dict[str, torch.Tensor]:
+        queries = self.tokenizer(
+            [f["query"] for f in features], add_special_tokens=False, verbose=False
+        )["input_ids"]
+        texts = self.tokenizer(
+            [f["text"] for f in features],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            verbose=False,
+        )
+        windows: list[_Window] = []
+        token_labels: list[np.ndarray] = []
+        targets: dict[str, list[float]] = {"labels": [], "scores": []}
+        for i, feature in enumerate(features):
+            budget = self.max_length - self._template.num_special - len(queries[i])
+            if budget < min(16, self.max_length // 4):
+                raise ValueError(
+                    f"A query of {len(queries[i])} tokens leaves too little of "
+                    f"max_length={self.max_length} for the text: {feature['query'][:80]!r}"
+                )
+            offsets = texts["offset_mapping"][i]
+            sentences = split_sentences(feature["text"], self.language) or [
+                (0, len(feature["text"]))
+            ]
+            owner, _ = _token_sentences(offsets, sentences)
+            relevant = _inside(offsets, feature["relevant_spans"])
+            ids = texts["input_ids"][i]
+            for a, b in _pack_windows(owner, len(sentences), budget):
+                windows.append(_Window(i, queries[i], [], ids[a:b], owner[a:b]))
+                token_labels.append(relevant[a:b])
+                # Relevant text, but this window misses its relevant part: no ranking target.
+                misses = bool(feature["relevant_spans"]) and not relevant[a:b].any()
+                for key, name in (("labels", "label"), ("scores", "score")):
+                    value = feature.get(name)
+                    known = value is not None and not (misses and value > 0)
+                    targets[key].append(float(value) if known else math.nan)
+        inputs, context_start = _collate(
+            windows, self._template, self.tokenizer.pad_token_id or 0, torch.device("cpu")
+        )
+        pruning_labels = torch.full_like(inputs["input_ids"], -100)
+        for row, (start, labels) in enumerate(zip(context_start, token_labels, strict=True)):
+            pruning_labels[row, start : start + len(labels)] = torch.from_numpy(labels)
+        batch = {**inputs, "pruning_labels": pruning_labels}
+        for key, name in (("labels", "label"), ("scores", "score")):
+            if any(f.get(name) is not None for f in features):
+                batch[key] = torch.tensor(targets[key], dtype=torch.float32)
+        return batch
+
+
+def _inside(offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> np.ndarray:
+    """1 for each token whose first character lies inside one of the (sorted) spans, else 0."""
+    starts = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+    if not spans:
+        return np.zeros(len(starts), dtype=np.int64)
+    span_starts = np.asarray([s for s, _ in spans], dtype=np.int64)
+    span_ends = np.asarray([e for _, e in spans], dtype=np.int64)
+    candidate = np.searchsorted(span_starts, starts, side="right") - 1
+    valid = candidate >= 0
+    inside = valid & (starts < span_ends[np.maximum(candidate, 0)])
+    return inside.astype(np.int64)
