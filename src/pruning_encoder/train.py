@@ -1,0 +1,148 @@
+"""The training pipeline behind ``pruning-encoder train``: config → trained, evaluated model.
+
+``output_dir`` receives ``checkpoint-*/`` (resumable), ``train_config.json`` (what was asked, to
+check a resume against), ``model/`` (the final model in the saved layout, its card filled with the
+evaluation), ``metrics.json`` and, with LoRA, ``adapter/`` — the compact delta (adapter + heads +
+``bundle.json``) that is all a bundled model needs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from transformers import set_seed
+
+from .bundled import BUNDLE_FILE, resolve_model_path
+from .data_collator import PruningDataCollator
+from .dataset import load_records
+from .evaluation import choose_threshold, evaluate, format_table
+from .losses import PruningLoss
+from .model_card import write_model_card
+from .modeling_pruning_encoder import PruningEncoderModel, atomic_directory
+from .pruning_encoder import PruningEncoder
+from .train_config import ConfigError, TrainConfig
+from .trainer import PruningEncoderTrainer
+
+logger = logging.getLogger(__name__)
+
+CONFIG_RECORD = "train_config.json"
+# A resume must train the same model on the same data with the same loss; how long it trains,
+# how it logs and saves may change.
+RESUME_SECTIONS = ("model", "data", "loss")
+
+
+def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
+    """Train, choose the threshold, evaluate and save; returns the metrics written."""
+    args = config.training_arguments()
+    output = Path(args.output_dir)
+    _check_resume(output, config, resume)
+    set_seed(args.seed)
+    encoder = PruningEncoder(
+        resolve_model_path(config.model.base),
+        mode=config.model.mode,
+        num_labels=config.model.num_labels,
+        max_length=config.model.max_seq_length,
+        pruning_dropout=config.model.pruning_dropout,
+        device="cpu",
+    )
+    tokenizer = encoder.tokenizer
+    model: Any = encoder.model
+    if config.model.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = config.model.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                # Both heads are named `classifier`: they train in full and ship in the adapter.
+                modules_to_save=["classifier"],
+            ),
+        )
+    trainer = PruningEncoderTrainer(
+        model,
+        args,
+        train_dataset=config.data.train,
+        eval_dataset=config.data.eval,
+        loss=PruningLoss(**asdict(config.loss)),
+        data_collator=PruningDataCollator(
+            tokenizer, int(encoder.config.max_seq_length), config.data.language
+        ),
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    (output / CONFIG_RECORD).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    train_result = trainer.train(resume_from_checkpoint=resume or None)
+
+    final: PruningEncoderModel = model.merge_and_unload() if config.model.lora else model
+    final.eval()
+    final.tokenizer = tokenizer
+    final.config.base_model_name_or_path = config.model.base
+    metrics: dict[str, Any] = {"train": train_result.metrics}
+    if config.data.eval is not None:
+        records = load_records(config.data.eval)
+        threshold = config.threshold
+        if threshold == "tune":
+            threshold = choose_threshold(final, records)
+        final.config.default_threshold = float(threshold)
+        metrics["eval"] = evaluate(final, records, baselines=False)
+    elif config.threshold != "tune":
+        final.config.default_threshold = float(config.threshold)
+    metrics["default_threshold"] = final.config.default_threshold
+
+    with atomic_directory(output / "model") as staging:
+        final.write_layout(staging)
+        if "eval" in metrics:
+            write_model_card(final, staging, evaluation=_evaluation_section(config, metrics))
+    if config.model.lora is not None:
+        with atomic_directory(output / "adapter") as staging:
+            model.save_pretrained(str(staging))
+            (staging / BUNDLE_FILE).write_text(json.dumps(_bundle_spec(config, final), indent=2))
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _check_resume(output: Path, config: TrainConfig, resume: bool | str) -> None:
+    if not resume:
+        return
+    recorded = output / CONFIG_RECORD
+    if not recorded.is_file():
+        raise ConfigError(f"Cannot resume: {output} holds no {CONFIG_RECORD} from an earlier run.")
+    before = json.loads(recorded.read_text())
+    now = config.to_dict()
+    changed = [
+        f"{section}.{key}"
+        for section in RESUME_SECTIONS
+        for key in sorted(set(before.get(section) or {}) | set(now[section] or {}))
+        if (before.get(section) or {}).get(key) != (now[section] or {}).get(key)
+    ]
+    if changed:
+        raise ConfigError(
+            f"Cannot resume from {output}: it was trained with a different config "
+            f"({', '.join(changed)} changed). Use a new training.output_dir or the same config."
+        )
+
+
+def _bundle_spec(config: TrainConfig, model: PruningEncoderModel) -> dict[str, Any]:
+    return {
+        "base": config.model.base,
+        "mode": config.model.mode,
+        "num_labels": config.model.num_labels,
+        "max_seq_length": int(model.config.max_seq_length),
+        "default_threshold": float(model.config.default_threshold),
+        "pruning_dropout": config.model.pruning_dropout,
+    }
+
+
+def _evaluation_section(config: TrainConfig, metrics: dict[str, Any]) -> str:
+    return (
+        f"## Evaluation\n\nOn `{config.data.eval}` at the default threshold "
+        f"{metrics['default_threshold']:.2f} (chosen on that file):\n\n"
+        f"```\n{format_table(metrics['eval'])}\n```\n"
+    )

