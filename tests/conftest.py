@@ -55,7 +55,7 @@ def make_backbone_dir(directory: Path, *, seed: int = 0) -> Path:
     ]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), model_max_length=64)
+    tokenizer = BertTokenizer(vocab=str(directory / "vocab.txt"), model_max_length=64)
     tokenizer.save_pretrained(directory)
     config = BertConfig(
         vocab_size=len(vocab),
