@@ -1,8 +1,9 @@
 """The ``pruning-encoder`` command line.
 
 One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
-``_console_options()`` and ``_model_options()``: ``prune`` now; ``rank``, ``train``, ``eval``,
-``export`` and ``serve`` to come.
+``_console_options()`` and ``_model_options()``: ``prune``, ``train``, ``eval`` and
+``build-data``; ``rank``, ``export`` and ``serve`` to come. Without ``--model``, the bundled
+default model is used.
 
 Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
 (bad arguments, unreadable input, a model that does not load).
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers.utils import logging as hf_logging
 
+from .bundled import DEFAULT_MODEL, bundle_dir, resolve_model_path
 from .pruning_encoder import PruningEncoder
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,6 @@ EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
 EXIT_USAGE = 2
 
-DEFAULT_MODEL: str | None = None
-"""The model directory used when ``--model`` is not given; None while no model is bundled."""
 
 REQUIRED_FIELDS = ("question", "context")
 RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prune(commands, parents=[_console_options(), _model_options()])
+    _add_train(commands, parents=[_console_options()])
+    _add_eval(commands, parents=[_console_options(), _model_options()])
+    _add_build_data(commands, parents=[_console_options()])
     return parser
 
 
@@ -120,7 +123,12 @@ def _console_options() -> argparse.ArgumentParser:
 
 def _model_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--model", metavar="DIR", help="a saved PruningEncoder directory")
+    options.add_argument(
+        "--model",
+        metavar="DIR",
+        default=DEFAULT_MODEL,
+        help=f"a saved PruningEncoder directory or a bundled model (default: {DEFAULT_MODEL})",
+    )
     options.add_argument(
         "--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available, else cpu)"
     )
@@ -300,15 +308,12 @@ def _prune_records(
 
 
 def _model_path(given: str | None) -> str:
-    path = given or DEFAULT_MODEL
-    if path is None:
-        raise CliError("no --model given: pass --model DIR, a saved PruningEncoder directory")
-    return path
+    return given or DEFAULT_MODEL
 
 
 def _load_model(path: str, device: str | None) -> PruningEncoder:
-    if not Path(path).is_dir():
-        raise CliError(f"cannot load a model from {path}: not a directory")
+    if not Path(path).is_dir() and bundle_dir(path) is None:
+        raise CliError(f"cannot load a model from {path}: not a directory or a bundled model")
     try:
         return PruningEncoder.from_pretrained(path, device=device)
     except Exception as exc:  # files, model type, device: every way loading fails ends the run
@@ -402,6 +407,160 @@ def _console(*, verbose: bool) -> Iterator[None]:
         hf_logging.set_verbosity(hf_verbosity)
         if hf_progress:
             hf_logging.enable_progress_bar()
+
+
+TRAIN_EPILOG = f"""\
+examples:
+  {PROG} train configs/minilm-l6-wiki.yaml
+  {PROG} train my-config.yaml --set training.max_steps=50 --set loss.ranking_weight=0.05
+  {PROG} train configs/minilm-l6-wiki.yaml --resume
+
+Multi-GPU: accelerate launch -m pruning_encoder train CONFIG (or torchrun -m pruning_encoder ...).
+"""
+
+EVAL_EPILOG = f"""\
+examples:
+  {PROG} eval --data data/wiki/heldout.jsonl
+  {PROG} eval --model runs/x/model --data test.jsonl --tune-data validation.jsonl --output m.json
+
+Reports ranking (MRR@10, nDCG@10) and pruning metrics (sentence precision/recall/F1/F2, answer
+kept, characters removed) for the model and, in the same run, the baselines: BM25 and the
+untrained backbone as a bi-encoder for ranking; keep-all, keep-first-sentence and bi-encoder
+sentence similarity for pruning.
+"""
+
+
+def _add_train(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser(
+        "train",
+        parents=parents,
+        help="train a PruningEncoder from a YAML config",
+        description="Train, choose the keep threshold on the eval data, evaluate and save.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("config", metavar="CONFIG", help="the YAML training configuration")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. training.learning_rate=1e-4 (repeatable)",
+    )
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue from the last checkpoint in training.output_dir (or from CHECKPOINT)",
+    )
+    train.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .dataset import DataError
+    from .evaluation import format_table
+    from .train import train
+    from .train_config import ConfigError, load_train_config
+
+    try:
+        config = load_train_config(args.config, args.overrides)
+        metrics = train(config, resume=args.resume)
+    except (ConfigError, DataError) as error:
+        raise CliError(str(error)) from None
+    output = Path(config.training["output_dir"])
+    if "eval" in metrics:
+        print(format_table(metrics["eval"]))
+    print(f"model: {output / 'model'}  threshold: {metrics['default_threshold']:.2f}")
+    return EXIT_OK
+
+
+def _add_eval(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        parents=parents,
+        help="evaluate ranking and pruning against baselines",
+        description="Evaluate a model on a data file, with baselines in the same run.",
+        epilog=EVAL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("--data", required=True, metavar="JSONL", help="records to evaluate on")
+    evaluate.add_argument(
+        "--threshold", type=_probability, metavar="P", help="keep threshold (default: the model's)"
+    )
+    evaluate.add_argument(
+        "--tune-data",
+        metavar="JSONL",
+        help="choose the bi-encoder baseline's threshold on this file (never the test data)",
+    )
+    evaluate.add_argument(
+        "--bi-encoder",
+        metavar="PATH",
+        help="the bi-encoder baseline (default: the model's backbone, when available offline)",
+    )
+    evaluate.add_argument("--no-baselines", action="store_true", help="evaluate the model only")
+    evaluate.add_argument("--output", metavar="JSON", help="also write the report here as JSON")
+    evaluate.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .dataset import DataError, load_records
+    from .evaluation import choose_bi_encoder_threshold, evaluate, format_table
+
+    try:
+        records = load_records(args.data)
+        tune = load_records(args.tune_data) if args.tune_data else None
+    except (OSError, DataError) as error:
+        raise CliError(str(error)) from None
+    model = _load_model(_model_path(args.model), args.device)
+    bi_encoder = args.bi_encoder
+    if bi_encoder is None and not args.no_baselines:
+        base = model.config.base_model_name_or_path
+        with contextlib.suppress(ImportError):
+            bi_encoder = resolve_model_path(base) if base else None
+    options: dict[str, Any] = {}
+    if tune is not None and bi_encoder is not None and not args.no_baselines:
+        options["bi_encoder_threshold"] = choose_bi_encoder_threshold(tune, bi_encoder)
+    report = evaluate(
+        model,
+        records,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        baselines=not args.no_baselines,
+        bi_encoder=bi_encoder,
+        show_progress_bar=not args.quiet and sys.stderr.isatty(),
+        **options,
+    )
+    print(format_table(report))
+    if args.output:
+        with _open_output(args.output) as out:
+            out.write(json.dumps(report, indent=2) + "\n")
+    return EXIT_OK
+
+
+def _add_build_data(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    from . import wiki_data
+
+    build = commands.add_parser(
+        "build-data",
+        parents=parents,
+        help="build the Wikipedia training/evaluation data offline",
+        description=(wiki_data.__doc__ or "").split("\n\n")[0],
+        epilog=f"sources: {wiki_data.INSTALL}",
+    )
+    wiki_data.add_arguments(build)
+    build.set_defaults(handler=_build_data)
+
+
+def _build_data(args: argparse.Namespace) -> int:
+    from .wiki_data import run
+
+    try:
+        return run(args)
+    except FileNotFoundError as error:
+        raise CliError(str(error)) from None
 
 
 def _positive_int(text: str) -> int:

@@ -19,7 +19,6 @@ from transformers import set_seed
 from .bundled import BUNDLE_FILE, resolve_model_path
 from .data_collator import PruningDataCollator
 from .dataset import load_records
-from .evaluation import choose_threshold, evaluate, format_table
 from .losses import PruningLoss
 from .model_card import write_model_card
 from .modeling_pruning_encoder import PruningEncoderModel, atomic_directory
@@ -86,6 +85,8 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
     final.config.base_model_name_or_path = config.model.base
     metrics: dict[str, Any] = {"train": train_result.metrics}
     if config.data.eval is not None:
+        from .evaluation import choose_threshold, evaluate  # its baselines' imports are heavy
+
         records = load_records(config.data.eval)
         threshold = config.threshold
         if threshold == "tune":
@@ -141,6 +142,8 @@ def _bundle_spec(config: TrainConfig, model: PruningEncoderModel) -> dict[str, A
 
 
 def _evaluation_section(config: TrainConfig, metrics: dict[str, Any]) -> str:
+    from .evaluation import format_table
+
     return (
         f"## Evaluation\n\nOn `{config.data.eval}` at the default threshold "
         f"{metrics['default_threshold']:.2f} (chosen on that file):\n\n"
