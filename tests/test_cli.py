@@ -183,11 +183,6 @@ def test_output_file_is_replaced_only_on_success(
     assert sorted(os.listdir(tmp_path)) == ["out.jsonl", "pairs.jsonl"]  # no temporary file left
 
 
-def test_missing_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["prune", "--question", "q?"]) == 2
-    assert capsys.readouterr().err.startswith("error: no --model given")
-
-
 @pytest.mark.parametrize("kind", ["missing", "no-config", "plain-bert"])
 def test_bad_model_dir_is_one_error_line(
     kind: str, tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -254,3 +249,44 @@ def test_module_entry_point_help() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "--input pairs.jsonl --output pruned.jsonl" in completed.stdout
+
+
+def records_file(path: Path) -> Path:
+    row = {
+        "query": "where is paris?",
+        "texts": [CONTEXT, "Cats purr. Dogs bark."],
+        "labels": [1, 0],
+        "relevant_spans": [[[0, 31]], []],
+    }
+    return write_lines(path, [json.dumps(row)] * 3)
+
+
+def test_eval_prints_a_table_and_writes_the_report(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = records_file(tmp_path / "data.jsonl")
+    output = tmp_path / "report.json"
+    args = ["eval", "--model", model_dir, "--device", "cpu", "--data", str(data)]
+    assert main([*args, "--no-baselines", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["counts"]["queries"] == 3
+    assert set(report["methods"]) == {"model"}
+    assert "model" in capsys.readouterr().out
+
+
+def test_eval_reports_bad_data_with_file_and_line(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_lines(tmp_path / "bad.jsonl", ['{"query": "q", "texts": []}'])
+    assert main(["eval", "--model", model_dir, "--data", str(data), "--no-baselines"]) == 2
+    assert "bad.jsonl:1:" in capsys.readouterr().err
+
+
+def test_train_names_an_unknown_config_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("model: {base: x, colour: red}\ndata: {train: t.jsonl}\ntraining: {}\n")
+    assert main(["train", str(config)]) == 2
+    assert "model.colour" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2

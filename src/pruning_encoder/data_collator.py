@@ -53,7 +53,7 @@ class PruningDataCollator:
 
     tokenizer: PreTrainedTokenizerBase
     max_length: int = 512
-    language: str | None = None
+    language: str = "auto"
     _template: _Template = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,7 +96,7 @@ class PruningDataCollator:
                 for key, name in (("labels", "label"), ("scores", "score")):
                     value = feature.get(name)
                     known = value is not None and not (misses and value > 0)
-                    targets[key].append(float(value) if known else math.nan)
+                    targets[key].append(float(value) if value is not None and known else math.nan)
         inputs, context_start = _collate(
             windows, self._template, self.tokenizer.pad_token_id or 0, torch.device("cpu")
         )

@@ -26,7 +26,12 @@ from .bundled import apply_adapter, bundle_dir, read_bundle, resolve_model_path
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
 from .context_pruning import Document
 from .model_card import write_export_card, write_model_card
-from .modeling_pruning_encoder import PruningEncoderModel, atomic_directory, load_config
+from .modeling_pruning_encoder import (
+    PruningEncoderModel,
+    PruningEncoderPreTrainedModel,
+    atomic_directory,
+    load_config,
+)
 from .sentence_splitter import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class PruningEncoder(nn.Module):
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         path = str(model_name_or_path)
         bundle = bundle_dir(path)
+        self.model: PruningEncoderPreTrainedModel
         if bundle is not None:
             self.model = _load_bundled(bundle)
         elif _is_pruning_encoder(path):
@@ -310,7 +316,7 @@ def _load_bundled(directory: Path) -> PruningEncoderModel:
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer = model.tokenizer
-    merged = apply_adapter(model, directory)
+    merged: PruningEncoderModel = apply_adapter(model, directory)  # type: ignore[assignment]
     merged.tokenizer = tokenizer
     merged.config.base_model_name_or_path = spec["base"]
-    return merged  # type: ignore[return-value]
+    return merged

@@ -37,7 +37,7 @@ RESUME_SECTIONS = ("model", "data", "loss")
 def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
     """Train, choose the threshold, evaluate and save; returns the metrics written."""
     args = config.training_arguments()
-    output = Path(args.output_dir)
+    output = Path(str(args.output_dir))
     _check_resume(output, config, resume)
     set_seed(args.seed)
     encoder = PruningEncoder(

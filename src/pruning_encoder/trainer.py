@@ -86,7 +86,7 @@ class PruningEncoderTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """Save the model (layout or adapter) and the arguments as JSON, never pickled."""
-        output_dir = output_dir or self.args.output_dir
+        output_dir = str(output_dir or self.args.output_dir)
         if not self.args.should_save:
             return
         self.accelerator.unwrap_model(self.model).save_pretrained(output_dir)
@@ -120,8 +120,9 @@ def unwrap(model: nn.Module) -> PruningEncoderPreTrainedModel:
 def _features(data: Data | None) -> list[dict[str, Any]] | None:
     if data is None:
         return None
-    if not isinstance(data, str | Path):
-        data = list(data)
-        if data and isinstance(data[0], Record):
-            return pair_features(data)  # type: ignore[arg-type]
-    return pair_features(load_records(data))  # type: ignore[arg-type]
+    if isinstance(data, str | Path):
+        return pair_features(load_records(data))
+    rows = list(data)
+    if rows and isinstance(rows[0], Record):
+        return pair_features(rows)  # type: ignore[arg-type]
+    return pair_features(load_records(rows))  # type: ignore[arg-type]

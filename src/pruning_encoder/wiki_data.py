@@ -146,7 +146,7 @@ def build_wiki_dataset(
     result: dict[str, list[Record]] = {}
     position = 0
     for split in SPLITS:
-        records = []
+        records: list[Record] = []
         for split_name, kind, query, relevant_articles, relevant_sentences, answers in chosen[
             split
         ]:
