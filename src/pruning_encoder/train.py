@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,12 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
     (output / CONFIG_RECORD).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     train_result = trainer.train(resume_from_checkpoint=resume or None)
 
-    final: PruningEncoderModel = model.merge_and_unload() if config.model.lora else model
+    adapter = None
+    if config.model.lora is not None:
+        # The adapter must be saved before merging: merging folds it into the backbone.
+        adapter = Path(tempfile.mkdtemp(prefix=".adapter.", dir=output))
+        model.save_pretrained(str(adapter))
+    final: PruningEncoderModel = model.merge_and_unload() if adapter else model
     final.eval()
     final.tokenizer = tokenizer
     final.config.base_model_name_or_path = config.model.base
@@ -101,10 +107,12 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
         final.write_layout(staging)
         if "eval" in metrics:
             write_model_card(final, staging, evaluation=_evaluation_section(config, metrics))
-    if config.model.lora is not None:
+    if adapter is not None:
+        (adapter / BUNDLE_FILE).write_text(json.dumps(_bundle_spec(config, final), indent=2))
         with atomic_directory(output / "adapter") as staging:
-            model.save_pretrained(str(staging))
-            (staging / BUNDLE_FILE).write_text(json.dumps(_bundle_spec(config, final), indent=2))
+            for file in adapter.iterdir():
+                file.rename(staging / file.name)
+        adapter.rmdir()
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
