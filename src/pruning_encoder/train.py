@@ -109,6 +109,11 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
             write_model_card(final, staging, evaluation=_evaluation_section(config, metrics))
     if adapter is not None:
         (adapter / BUNDLE_FILE).write_text(json.dumps(_bundle_spec(config, final), indent=2))
+        # Name the backbone as configured, not by this machine's path to it.
+        adapter_config = adapter / "adapter_config.json"
+        settings = json.loads(adapter_config.read_text())
+        settings["base_model_name_or_path"] = config.model.base
+        adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
         with atomic_directory(output / "adapter") as staging:
             for file in adapter.iterdir():
                 file.rename(staging / file.name)
