@@ -13,7 +13,7 @@ One JSON object per line (or one row of a ``datasets.Dataset``)::
 - ``labels`` (relevance, 0..1) and/or ``scores`` (a teacher's scores, any float): one per text;
   at least one of the two is required.
 - ``relevant_spans``: per text, a list of ``[start, end)`` character offsets of the sentences
-  that answer the query (``[]`` for an irrelevant text).
+  that answer the query (``[]`` for an irrelevant text); overlapping spans are merged.
 - ``answers`` (optional): answer strings, for the "answer kept" metric.
 - ``id`` (optional): any JSON value, carried through.
 """
@@ -185,5 +185,16 @@ def _spans(value: Any, texts: list[str], where: str) -> list[list[Span]]:
                     f"text of {len(texts[i])} characters."
                 )
             parsed.append((start, end))
-        result.append(sorted(parsed))
+        result.append(_merge(parsed))
     return result
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    """Sorted spans with overlapping ones merged, so that no character counts twice."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
