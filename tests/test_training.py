@@ -276,3 +276,15 @@ def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_confi
         train(changed, resume=True)
     raw["training"]["max_steps"] = 6  # type: ignore[index]
     assert train(parse_train_config(raw), resume=True)["train"]["epoch"] > 0
+
+
+def test_overlapping_relevant_spans_are_merged() -> None:
+    from pruning_encoder.dataset import parse_record
+
+    row = {
+        "query": "q",
+        "texts": ["abcdefghijk"],
+        "labels": [1],
+        "relevant_spans": [[[2, 4], [0, 4], [6, 8]]],
+    }
+    assert parse_record(row, "x").relevant_spans == [[(0, 4), (6, 8)]]
