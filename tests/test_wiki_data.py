@@ -28,7 +28,7 @@ def summaries(n: int = 90) -> list[dict[str, str]]:
         sentences = [
             f"{title} is a famous {words[1]} near the {words[2]} of Zelda{i}.",
             f"It was built in {1800 + i} beside a {words[3]} called Orvo{i}.",
-            f"Many visitors admire its {words[4]} and the {words[5]} nearby.",
+            f"Many visitors admire its {words[4]} and the {words[5]} of Quil{i}.",
         ]
         rows.append(
             {
