@@ -288,3 +288,16 @@ def test_overlapping_relevant_spans_are_merged() -> None:
         "relevant_spans": [[[2, 4], [0, 4], [6, 8]]],
     }
     assert parse_record(row, "x").relevant_spans == [[(0, 4), (6, 8)]]
+
+
+def test_heads_train_at_their_own_learning_rate(tiny_model: PruningEncoder, tmp_path: Path) -> None:
+    args = arguments(tmp_path, learning_rate=1e-4, head_learning_rate=1e-2)
+    trainer = PruningEncoderTrainer(tiny_model, args, train_dataset=records())
+    optimizer = trainer.create_optimizer()
+    head_ids = {id(p) for p in tiny_model.model.pruning_head.parameters()}
+    head_ids |= {id(p) for p in tiny_model.model.backbone.classifier.parameters()}
+    by_lr: dict[float, set[int]] = {}
+    for group in optimizer.param_groups:
+        by_lr.setdefault(group["lr"], set()).update(id(p) for p in group["params"])
+    assert by_lr[1e-2] == head_ids
+    assert by_lr[1e-4].isdisjoint(head_ids) and by_lr[1e-4]

@@ -65,6 +65,24 @@ class PruningEncoderTrainer(Trainer):
             **kwargs,
         )
 
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, with the heads in their own groups at ``head_learning_rate``."""
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if head_lr is None or any(g.get("heads") for g in optimizer.param_groups):
+            return optimizer
+        inner = unwrap(self.model)
+        backbone = {id(p) for p in inner.backbone.base_model.parameters()}
+        for group in list(optimizer.param_groups):
+            heads = [p for p in group["params"] if id(p) not in backbone]
+            if heads:
+                group["params"] = [p for p in group["params"] if id(p) in backbone]
+                settings = {k: v for k, v in group.items() if k != "params"}
+                optimizer.add_param_group(
+                    {**settings, "params": heads, "lr": head_lr, "heads": True}
+                )
+        return optimizer
+
     def compute_loss(
         self,
         model: nn.Module,
