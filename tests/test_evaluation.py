@@ -365,6 +365,6 @@ def test_bi_encoder(tiny_model: PruningEncoder, minilm_path: Path) -> None:
     assert row["mrr@10"] == 1.0
     assert row["sentence_recall"] is not None and 0.0 <= row["sentence_recall"] <= 1.0
     assert report["bi_encoder_threshold"] == 0.3
-    threshold = choose_bi_encoder_threshold(RECORDS, minilm_path)
+    threshold = choose_bi_encoder_threshold(RECORDS, str(minilm_path))  # a path as text
     assert threshold in GRID.tolist()
     json.dumps(report)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -359,7 +360,7 @@ def _bm25_scores(records: Sequence[Record]) -> Scores:
 
 
 def _load_bi_encoder(bi_encoder: Any) -> Any:
-    if hasattr(bi_encoder, "encode"):
+    if not isinstance(bi_encoder, str | PathLike):  # already a model (str has .encode too)
         return bi_encoder
     try:
         from sentence_transformers import SentenceTransformer
