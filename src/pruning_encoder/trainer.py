@@ -69,7 +69,11 @@ class PruningEncoderTrainer(Trainer):
         """The Trainer's optimizer, with the heads in their own groups at ``head_learning_rate``."""
         optimizer = super().create_optimizer(model)
         head_lr = getattr(self.args, "head_learning_rate", None)
-        if head_lr is None or any(g.get("heads") for g in optimizer.param_groups):
+        if (
+            head_lr is None
+            or self.model is None
+            or any(g.get("heads") for g in optimizer.param_groups)
+        ):
             return optimizer
         inner = unwrap(self.model)
         backbone = {id(p) for p in inner.backbone.base_model.parameters()}
