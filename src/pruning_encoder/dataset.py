@@ -185,11 +185,11 @@ def _spans(value: Any, texts: list[str], where: str) -> list[list[Span]]:
                     f"text of {len(texts[i])} characters."
                 )
             parsed.append((start, end))
-        result.append(_merge(parsed))
+        result.append(merge_spans(parsed))
     return result
 
 
-def _merge(spans: list[Span]) -> list[Span]:
+def merge_spans(spans: Iterable[Span]) -> list[Span]:
     """Sorted spans with overlapping ones merged, so that no character counts twice."""
     merged: list[Span] = []
     for start, end in sorted(spans):

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import Record
+from .dataset import Record, merge_spans
 from .sentence_splitter import Span, split_sentences
 
 __all__ = [
@@ -152,16 +152,6 @@ def _mostly_inside(span: Span, spans: Sequence[Span]) -> bool:
     return 2 * _overlap(span, spans) >= span[1] - span[0]
 
 
-def _merge(spans: Sequence[Span]) -> list[Span]:
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
-
-
 def _f_beta(tp: float, fp: float, fn: float, beta: float) -> float | None:
     b2 = beta * beta
     denominator = (1 + b2) * tp + b2 * fn + fp
@@ -184,7 +174,7 @@ def pruning_metrics(
     for record, record_kept, record_units in zip(records, kept, units, strict=True):
         relevance = record.relevance
         for i, text in enumerate(record.texts):
-            spans = _merge(record_kept[i])
+            spans = merge_spans(record_kept[i])
             for unit in record_units[i]:
                 relevant = _mostly_inside(unit, record.relevant_spans[i])
                 keep = _mostly_inside(unit, spans)
