@@ -9,7 +9,8 @@ library, numpy, torch and transformers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,6 +226,26 @@ class ContextPruningMixin:
             return [group[0] for group in grouped]
         return grouped
 
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[torch.device]:
+        """Eval mode while scoring; yields the device inputs go to (backends override this)."""
+        model: torch.nn.Module = self  # type: ignore[assignment]
+        was_training = model.training
+        model.eval()
+        try:
+            yield next(model.parameters()).device
+        finally:
+            model.train(was_training)
+
+    def _heads(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Ranking logits (None without a ranking head) and pruning logits of one batch."""
+        raise NotImplementedError
+
     @torch.inference_mode()
     def score_documents(
         self,
@@ -246,14 +267,10 @@ class ContextPruningMixin:
         if not tokenizer.is_fast:
             raise ValueError("process() needs a fast tokenizer (offset mapping).")
         template = _Template.of(tokenizer)
-        model: torch.nn.Module = self  # type: ignore[assignment]
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         all_logits: list[np.ndarray] = []
         all_probabilities: list[np.ndarray] = []
         show = len(documents) > 4 * batch_size if show_progress_bar is None else show_progress_bar
-        try:
+        with self._inference() as device:
             for start in tqdm(
                 range(0, len(documents), batch_size), desc="Pruning", disable=not show, unit="batch"
             ):
@@ -262,8 +279,6 @@ class ContextPruningMixin:
                 if logits is not None:
                     all_logits.append(logits)
                 all_probabilities.extend(probabilities)
-        finally:
-            model.train(was_training)
         logits_array = np.concatenate(all_logits) if all_logits else None
         if logits_array is None and self.config.has_ranking_head:
             logits_array = np.zeros((0, 1), dtype=np.float32)
@@ -307,7 +322,6 @@ class ContextPruningMixin:
             ids = contexts["input_ids"][d]
             for a, b in _pack_windows(owner, len(doc.spans), budget):
                 windows.append(_Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
-        has_ranking = bool(self.config.has_ranking_head)
         window_logits: np.ndarray | None = None
         sums = np.zeros(int(sentence_base[-1]), dtype=np.float64)
         counts = np.zeros(int(sentence_base[-1]), dtype=np.float64)
@@ -315,8 +329,8 @@ class ContextPruningMixin:
         for start in range(0, len(order), batch_size):
             batch = [windows[w] for w in order[start : start + batch_size]]
             inputs, context_start = _collate(batch, template, tokenizer.pad_token_id or 0, device)
-            ranking_logits, pruning_logits = self._heads(**inputs)  # type: ignore[attr-defined]
-            if has_ranking:
+            ranking_logits, pruning_logits = self._heads(**inputs)
+            if ranking_logits is not None:
                 logits = ranking_logits.float().cpu().numpy()
                 if window_logits is None:
                     window_logits = np.zeros((len(windows), logits.shape[1]), dtype=np.float32)
@@ -336,7 +350,7 @@ class ContextPruningMixin:
             counts += np.bincount(sentence_ids[valid], minlength=len(counts))
         means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
         probabilities = [means[sentence_base[d] : sentence_base[d + 1]] for d in range(len(chunk))]
-        if not has_ranking or window_logits is None:
+        if window_logits is None:
             return None, probabilities
         best = np.empty((len(chunk), window_logits.shape[1]), dtype=np.float32)
         document_of_window = np.array([w.document for w in windows])

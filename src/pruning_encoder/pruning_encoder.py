@@ -32,12 +32,14 @@ from .modeling_pruning_encoder import (
     atomic_directory,
     load_config,
 )
+from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
 from .sentence_splitter import split_sentences
 
 logger = logging.getLogger(__name__)
 
 STANDALONE_DIR = "ranking_model_standalone"
 EXPORT_METADATA_NAME = "export_metadata.json"
+BACKENDS = ("torch", "onnx")
 
 
 class PruningEncoder(nn.Module):
@@ -54,6 +56,10 @@ class PruningEncoder(nn.Module):
         default_threshold: The keep threshold ``process()`` uses when none is given.
         pruning_dropout: Dropout in front of the new pruning head.
         device: Where to put the model (default: CUDA when available, else CPU).
+        backend: ``"torch"``, or ``"onnx"`` to run a directory written by :meth:`export_onnx`
+            through onnxruntime on CPU (same ``process()``, ``predict()`` and ``rank()``).
+        file_name: With ``backend="onnx"``, the graph to run: ``"onnx/model.onnx"`` (fp32) or
+            ``"onnx/model_qint8.onnx"`` (int8: faster, scores within about 1%).
 
     Example:
         >>> model = PruningEncoder("path/to/minilm")  # doctest: +SKIP
@@ -71,13 +77,27 @@ class PruningEncoder(nn.Module):
         default_threshold: float = 0.5,
         pruning_dropout: float = 0.1,
         device: str | torch.device | None = None,
+        backend: str = "torch",
+        file_name: str = FP32_FILE,
     ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}.")
         path = str(model_name_or_path)
         bundle = bundle_dir(path)
-        self.model: PruningEncoderPreTrainedModel
+        self.model: PruningEncoderPreTrainedModel | OnnxPruningModel
+        if backend == "onnx":
+            if device is not None and torch.device(device).type != "cpu":
+                raise ValueError(f"backend='onnx' runs on CPU, not {device}.")
+            if bundle is not None:
+                raise ValueError(
+                    f"{path} is a bundled torch model: export it first (`pruning-encoder export "
+                    f"--model {path} --onnx DIR`), then load DIR with backend='onnx'."
+                )
+            self.model = OnnxPruningModel(path, file_name)
+            return
         if bundle is not None:
             self.model = _load_bundled(bundle)
         elif _is_pruning_encoder(path):
@@ -109,7 +129,13 @@ class PruningEncoder(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        if isinstance(self.model, OnnxPruningModel):
+            return torch.device("cpu")
         return next(self.model.parameters()).device
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if isinstance(self.model, OnnxPruningModel) else "torch"
 
     @property
     def mode(self) -> str:
@@ -120,7 +146,7 @@ class PruningEncoder(nn.Module):
         return int(self.config.max_seq_length)
 
     def forward(self, **inputs: torch.Tensor) -> Any:
-        return self.model(**inputs)
+        return self._torch_model("forward()")(**inputs)
 
     def process(self, question: Any, context: Any, **options: Any) -> Any:
         """Score and prune contexts; see :meth:`ContextPruningMixin.process` for every option.
@@ -220,14 +246,38 @@ class PruningEncoder(nn.Module):
         self, save_directory: str | os.PathLike[str], *, export_ranking_model: bool = False
     ) -> None:
         """Save in the spec's layout, atomically; optionally add ``ranking_model_standalone/``."""
+        model = self._torch_model("save_pretrained()")
         if export_ranking_model:
             self._require_ranking_head("export_ranking_model")
         with atomic_directory(save_directory) as staging:
-            self.model.write_layout(staging)
-            write_model_card(self.model, staging)
+            model.write_layout(staging)
+            write_model_card(model, staging)
             if export_ranking_model:
                 self._write_ranking_export(staging / STANDALONE_DIR, str(save_directory))
         logger.info("Saved PruningEncoder to %s", save_directory)
+
+    def export_onnx(self, save_directory: str | os.PathLike[str], *, quantize: bool = True) -> None:
+        """Save the model (as :meth:`save_pretrained`) plus ``onnx/model.onnx`` and, with
+        ``quantize``, ``onnx/model_qint8.onnx``, atomically; load the result with
+        ``PruningEncoder(save_directory, backend="onnx")``. Needs ``pip install
+        'pruning-encoder[onnx]'``.
+
+        Example:
+            >>> model.export_onnx("my-model-onnx")  # doctest: +SKIP
+            >>> fast = PruningEncoder("my-model-onnx", backend="onnx",
+            ...                       file_name="onnx/model_qint8.onnx")  # doctest: +SKIP
+        """
+        model = self._torch_model("export_onnx()")
+        original_device = self.device
+        with atomic_directory(save_directory) as staging:
+            model.write_layout(staging)
+            write_model_card(model, staging)
+            self.to("cpu")
+            try:
+                write_onnx(model, staging, quantize=quantize)
+            finally:
+                self.to(original_device)
+        logger.info("Exported PruningEncoder to ONNX in %s", save_directory)
 
     def export_ranking_model(self, save_directory: str | os.PathLike[str]) -> None:
         """Write the ranking model alone: loadable by ``AutoModelForSequenceClassification``,
@@ -237,18 +287,27 @@ class PruningEncoder(nn.Module):
             self._write_ranking_export(staging, str(save_directory))
 
     def _write_ranking_export(self, directory: Path, destination: str) -> None:
-        self.model.backbone.save_pretrained(directory)
+        model = self._torch_model("export_ranking_model()")
+        model.backbone.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         metadata = {
             "exported_from": "PruningEncoder",
             "original_capabilities": {"ranking": True, "pruning": True},
             "export_type": "ranking_only",
             "pruning_encoder_version": __version__,
-            "source_path": self.model.name_or_path or None,
+            "source_path": model.name_or_path or None,
             "destination": destination,
         }
         (directory / EXPORT_METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
-        write_export_card(self.model, directory, metadata)
+        write_export_card(model, directory, metadata)
+
+    def _torch_model(self, what: str) -> PruningEncoderPreTrainedModel:
+        if isinstance(self.model, OnnxPruningModel):
+            raise ValueError(
+                f"{what} needs the torch backend; load {self.model.name_or_path} without "
+                "backend='onnx'."
+            )
+        return self.model
 
     def _require_ranking_head(self, what: str) -> None:
         if not self.config.has_ranking_head:

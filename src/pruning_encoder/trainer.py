@@ -49,7 +49,7 @@ class PruningEncoderTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         if isinstance(model, PruningEncoder):
-            model = model.model
+            model = model._torch_model("Training")
         inner = unwrap(model)
         if args is None:
             args = PruningEncoderTrainingArguments(output_dir="pruning-encoder-output")

@@ -1,0 +1,232 @@
+"""The ONNX backend: export a PruningEncoder's forward pass to ONNX (fp32 and int8) and run it.
+
+``export_onnx`` writes a full saved model (so the directory also loads with the torch backend)
+plus ``onnx/model.onnx`` and its dynamically quantised twin ``onnx/model_qint8.onnx``; both take
+``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the tokenizer makes them) and
+return ``ranking_logits`` (not in ``pruning_only`` mode) and ``pruning_logits``.
+:class:`OnnxPruningModel` runs one of them through onnxruntime behind the same ``process()`` and
+``score_documents()`` as the torch model, so results differ only by numerics.
+
+The ONNX toolchain (onnx, onnxscript, onnxruntime) is the optional ``[onnx]`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import cached_file
+
+from .context_pruning import ContextPruningMixin
+from .modeling_pruning_encoder import PruningEncoderPreTrainedModel, load_config
+
+ONNX_DIR = "onnx"
+FP32_FILE = f"{ONNX_DIR}/model.onnx"
+INT8_FILE = f"{ONNX_DIR}/model_qint8.onnx"
+OUTPUT_NAMES = ("ranking_logits", "pruning_logits")
+# The exported graph must reproduce the torch model this closely on the export's own example.
+EXPORT_TOLERANCE = 1e-3
+
+
+def _require(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"The ONNX backend needs {module}: pip install 'pruning-encoder[onnx]'."
+        ) from error
+
+
+class _Heads(nn.Module):
+    """The traced function: model inputs → (ranking logits, pruning logits)."""
+
+    def __init__(self, model: PruningEncoderPreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        ranking_logits, pruning_logits = self.model._heads(
+            input_ids, attention_mask, token_type_ids
+        )
+        return (pruning_logits,) if ranking_logits is None else (ranking_logits, pruning_logits)
+
+
+def input_names(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in tokenizer.model_input_names:
+        names.append("token_type_ids")
+    return names
+
+
+def write_onnx(
+    model: PruningEncoderPreTrainedModel, directory: Path, *, quantize: bool = True
+) -> None:
+    """Write ``onnx/model.onnx`` (and ``onnx/model_qint8.onnx``) for ``model`` into ``directory``.
+
+    The fp32 graph is checked against the torch model on an example batch before the int8 one is
+    made; a mismatch is an error, not a silently wrong file.
+    """
+    onnxruntime = _require("onnxruntime")
+    onnxscript = _require("onnxscript")
+    onnx_ir = _require("onnx_ir")
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    tokenizer = model.tokenizer
+    names = input_names(tokenizer)
+    example = tokenizer(
+        ["Who wrote Hamlet?", "Where is it?"],
+        ["Hamlet is a tragedy by William Shakespeare. It is long.", "In Denmark."],
+        padding=True,
+        return_tensors="pt",
+    )
+    inputs = tuple(example[name] for name in names)
+    outputs = list(OUTPUT_NAMES if model.config.has_ranking_head else OUTPUT_NAMES[1:])
+    batch = torch.export.Dim("batch")
+    sequence = torch.export.Dim("sequence", max=int(model.config.max_seq_length))
+    heads = _Heads(model).eval()
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(
+            heads,
+            inputs,
+            dynamo=True,
+            input_names=names,
+            output_names=outputs,
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+            verbose=False,
+        )
+        expected = [tensor.numpy() for tensor in heads(*inputs)]
+    assert program is not None
+    # Fused Attention / SkipLayerNorm / BiasGelu kernels; constant folding afterwards turns each
+    # Attention's packed QKV weight into a stored initializer rather than a Concat on every call.
+    fused, _ = optimize_for_ort(program.model)
+    onnxscript.optimizer.optimize(fused, input_size_limit=2**31, output_size_limit=2**31)
+    fp32 = directory / FP32_FILE
+    fp32.parent.mkdir(parents=True, exist_ok=True)
+    onnx_ir.save(fused, fp32)
+    session = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    got = session.run(outputs, {name: example[name].numpy() for name in names})
+    for name, want, have in zip(outputs, expected, got, strict=True):
+        error = float(np.abs(want - have).max())
+        if error > EXPORT_TOLERANCE:
+            raise RuntimeError(f"The ONNX export's {name} differ from torch by {error:.2e}.")
+    if quantize:
+        _quantize(fp32, directory / INT8_FILE, model.config.encoder_config)
+
+
+def _quantize(source: Path, target: Path, encoder_config: Any) -> None:
+    """int8 weights (per output channel), activations quantised on the fly, per tensor.
+
+    Two kinds of node stay fp32, each costing little speed but much agreement with torch: the
+    feed-forward down-projections, whose inputs (after GELU) carry outliers that one uint8 scale
+    per tensor flattens, and the fused Attention nodes, which onnxruntime only quantises with
+    7-bit weights.
+    """
+    onnx = _require("onnx")
+    quantization = _require("onnxruntime.quantization")
+    graph = onnx.load(str(source))
+    # The exporter's shape annotations disagree with onnx's shape inference in places (broadcast
+    # biases); dropping them lets the quantiser infer its own.
+    del graph.graph.value_info[:]
+    weights = {init.name: tuple(init.dims) for init in graph.graph.initializer}
+    down = (getattr(encoder_config, "intermediate_size", None), encoder_config.hidden_size)
+    keep_fp32 = [
+        node.name
+        for node in graph.graph.node
+        if node.op_type == "Attention"
+        or (node.op_type == "MatMul" and weights.get(node.input[1]) == down)
+    ]
+    quantization.quantize_dynamic(
+        graph,
+        str(target),
+        weight_type=quantization.QuantType.QInt8,
+        per_channel=True,
+        nodes_to_exclude=keep_fp32,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+class OnnxPruningModel(ContextPruningMixin):
+    """A saved PruningEncoder run by onnxruntime, with the torch model's ``process()``.
+
+    Args:
+        path: A directory (or Hub id) written by :func:`write_onnx`, i.e. by
+            ``PruningEncoder.export_onnx`` or ``pruning-encoder export --onnx``.
+        file_name: The graph to run, relative to ``path``: ``"onnx/model.onnx"`` (fp32) or
+            ``"onnx/model_qint8.onnx"`` (int8, faster).
+        threads: onnxruntime's intra-op threads (default: as many as torch uses).
+    """
+
+    def __init__(
+        self, path: str, file_name: str = FP32_FILE, *, threads: int | None = None
+    ) -> None:
+        onnxruntime = _require("onnxruntime")
+        self.config = load_config(path)
+        self.name_or_path = path
+        graph = _resolve(path, file_name)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(
+            graph, options, providers=["CPUExecutionProvider"]
+        )
+        self.file_name = file_name
+        self._input_names = {node.name for node in self.session.get_inputs()}
+        self._outputs = [node.name for node in self.session.get_outputs()]
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:  # type: ignore[override]
+        if self._tokenizer is None:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path)
+        return self._tokenizer
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[torch.device]:
+        yield torch.device("cpu")
+
+    def _heads(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        given = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        feeds = {name: given[name].numpy() for name in self._input_names}  # type: ignore[union-attr]
+        results = dict(zip(self._outputs, self.session.run(self._outputs, feeds), strict=True))
+        ranking = results.get("ranking_logits")
+        return (
+            None if ranking is None else torch.from_numpy(ranking),
+            torch.from_numpy(results["pruning_logits"]),
+        )
+
+
+def _resolve(path: str, file_name: str) -> str:
+    local = Path(path, file_name)
+    if os.path.isdir(path):
+        if not local.is_file():
+            raise FileNotFoundError(
+                f"{local} does not exist: write it with `pruning-encoder export --onnx {path}` "
+                "(or PruningEncoder(...).export_onnx(path))."
+            )
+        return str(local)
+    resolved = cached_file(path, file_name)
+    assert resolved is not None
+    return str(resolved)
