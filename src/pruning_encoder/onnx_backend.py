@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -44,6 +46,24 @@ def _require(module: str) -> ModuleType:
         raise ImportError(
             f"The ONNX backend needs {module}: pip install 'pruning-encoder[onnx]'."
         ) from error
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's and quantiser's advice to developers (about torchvision, shape
+    naming, pre-processing), which says nothing about the user's model."""
+    root = logging.getLogger()
+    exporter = logging.getLogger("torch.onnx")
+    levels = root.level, exporter.level
+    root.setLevel(logging.ERROR)
+    exporter.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(levels[0])
+        exporter.setLevel(levels[1])
 
 
 class _Heads(nn.Module):
@@ -98,7 +118,7 @@ def write_onnx(
     batch = torch.export.Dim("batch")
     sequence = torch.export.Dim("sequence", max=int(model.config.max_seq_length))
     heads = _Heads(model).eval()
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), _quiet():
         program = torch.onnx.export(
             heads,
             inputs,
@@ -149,14 +169,15 @@ def _quantize(source: Path, target: Path, encoder_config: Any) -> None:
         if node.op_type == "Attention"
         or (node.op_type == "MatMul" and weights.get(node.input[1]) == down)
     ]
-    quantization.quantize_dynamic(
-        graph,
-        str(target),
-        weight_type=quantization.QuantType.QInt8,
-        per_channel=True,
-        nodes_to_exclude=keep_fp32,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _quiet():
+        quantization.quantize_dynamic(
+            graph,
+            str(target),
+            weight_type=quantization.QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=keep_fp32,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 class OnnxPruningModel(ContextPruningMixin):
