@@ -265,9 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.small:
-        args.summaries, args.batch_sizes, args.repeats = [1, 3], [1, 8], 1
-        args.pairs = {1: 8, 3: 8}
-        args.lengths = [500, 2000]
+        args.summaries, args.batch_sizes, args.repeats = [1, 3], [1, 4], 1
+        args.pairs = {1: 4, 3: 4}
+        args.lengths = [500, 1500]
     else:
         args.summaries, args.batch_sizes, args.repeats = [1, 3, 10], [1, 8, 32], 3
         args.pairs = {1: 32, 3: 32, 10: 8}

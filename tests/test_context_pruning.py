@@ -6,10 +6,11 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pruning_encoder import PruningEncoder
+from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.context_pruning import Document, _kept_spans, _pack_windows, _result
 
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
@@ -203,6 +204,71 @@ def test_batch_size_does_not_change_results(tiny_model: PruningEncoder) -> None:
     for a, b in zip(one, many, strict=True):
         assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
         assert a["sentence_probabilities"] == pytest.approx(b["sentence_probabilities"], abs=1e-5)
+
+
+def one_window_at_a_time(
+    model: PruningEncoder, question: str, context: str
+) -> tuple[float, list[float]]:
+    """The straightforward path: each window tokenised as its own (question, text) pair and run
+    alone, unpadded; probabilities averaged per sentence in Python."""
+    tokenizer = model.tokenizer
+    spans = split_sentences(context)
+    question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    budget = model.max_length - 3 - question_tokens
+    windows: list[list[int]] = [[]]
+    used = 0
+    for i, (start, end) in enumerate(spans):
+        size = len(tokenizer(context[start:end], add_special_tokens=False)["input_ids"])
+        if used + size > budget and windows[-1]:
+            windows.append([])
+            used = 0
+        windows[-1].append(i)
+        used += size
+    logits, token_probs = [], {i: [] for i in range(len(spans))}
+    for window in windows:
+        start, end = spans[window[0]][0], spans[window[-1]][1]
+        encoding = tokenizer(
+            question, context[start:end], return_offsets_mapping=True, return_tensors="pt"
+        )
+        offsets = encoding.pop("offset_mapping")[0]
+        sequence = encoding.sequence_ids(0)
+        with torch.inference_mode():
+            ranking, pruning = model.model._heads(**encoding)
+        keep = torch.softmax(pruning[0], dim=-1)[:, 1]
+        logits.append(float(ranking[0, 0]))
+        for position, (char, _) in enumerate(offsets.tolist()):
+            if sequence[position] != 1:
+                continue
+            owner = next(i for i in window if spans[i][0] <= start + char < spans[i][1])
+            token_probs[owner].append(float(keep[position]))
+    score = 1.0 / (1.0 + np.exp(-max(logits)))
+    return score, [float(np.mean(token_probs[i])) for i in range(len(spans))]
+
+
+def test_fast_path_matches_one_window_at_a_time(tiny_model: PruningEncoder) -> None:
+    """Batched process() (one tokenizer call per batch, windows sorted by length and padded,
+    vectorised aggregation) gives, in the input order, what each window gives alone."""
+    with torch.no_grad():  # random heads barely vary their outputs: sharpen them
+        tiny_model.model.backbone.classifier.weight.mul_(300)
+        tiny_model.model.pruning_head.classifier.weight.mul_(30)
+    contexts = [
+        " ".join(f"Sentence {i} is about the {'cat' if i % 3 else 'dog'}." for i in range(n))
+        for n in (25, 1, 9, 40, 3)
+    ] + [CONTEXT, "What is the capital? Paris is."]
+    results = tiny_model.process(
+        "where is the cat?",
+        contexts,
+        batch_size=4,
+        threshold=0.5,
+        return_sentence_probabilities=True,
+    )
+    for context, result in zip(contexts, results, strict=True):
+        score, probabilities = one_window_at_a_time(tiny_model, "where is the cat?", context)
+        assert result["reranking_score"] == pytest.approx(score, abs=1e-5)
+        assert result["sentence_probabilities"] == pytest.approx(probabilities, abs=1e-5)
+        keep = np.array(probabilities) > 0.5
+        spans = split_sentences(context)
+        assert result["kept_spans"] == _kept_spans(context, spans, keep)
 
 
 def test_pack_windows_keeps_whole_sentences() -> None:
