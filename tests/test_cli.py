@@ -290,3 +290,37 @@ def test_train_names_an_unknown_config_key(
     assert main(["train", str(config)]) == 2
     assert "model.colour" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_export_onnx_then_prune_with_the_onnx_backend(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "onnx-model"
+    assert main(["export", "--model", model_dir, "--onnx", str(target)]) == 0
+    assert (target / "onnx" / "model.onnx").is_file()
+    assert (target / "onnx" / "model_qint8.onnx").is_file()
+    capsys.readouterr()
+    question = ["--question", "where is paris?", "--json", "-"]
+    results = {}
+    for backend in (["--backend", "torch"], ["--backend", "onnx"]):
+        sys.stdin = io.StringIO(CONTEXT)
+        try:
+            assert main(["prune", "--model", str(target), *backend, *question]) == 0
+        finally:
+            sys.stdin = sys.__stdin__
+        results[backend[1]] = json.loads(capsys.readouterr().out)
+    assert results["onnx"]["kept_spans"] == results["torch"]["kept_spans"]
+    assert results["onnx"]["reranking_score"] == pytest.approx(
+        results["torch"]["reranking_score"], abs=1e-5
+    )
+
+
+def test_export_ranking_model_and_usage_errors(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", "--model", model_dir, "--ranking-model", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "config.json").is_file()
+    assert main(["export", "--model", model_dir]) == 2
+    assert "nothing to export" in capsys.readouterr().err
+    assert prune(model_dir, "--backend", "onnx", "--question", "q", "-") == 2
+    assert "export --onnx" in capsys.readouterr().err

@@ -132,3 +132,12 @@ def test_save_is_atomic(
     with pytest.raises(RuntimeError, match="disk full"):
         tiny_model.save_pretrained(tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_loaded_model_saved_again_keeps_its_tokenizer(
+    tiny_model: PruningEncoder, tmp_path: Path
+) -> None:
+    tiny_model.save_pretrained(tmp_path / "first")
+    PruningEncoder(tmp_path / "first").save_pretrained(tmp_path / "second")
+    again = PruningEncoder(tmp_path / "second")
+    assert again.tokenizer("paris")["input_ids"] == tiny_model.tokenizer("paris")["input_ids"]

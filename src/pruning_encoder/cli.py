@@ -1,8 +1,8 @@
 """The ``pruning-encoder`` command line.
 
 One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
-``_console_options()`` and ``_model_options()``: ``prune``, ``train``, ``eval`` and
-``build-data``; ``rank``, ``export`` and ``serve`` to come. Without ``--model``, the bundled
+``_console_options()`` and ``_model_options()``: ``prune``, ``train``, ``eval``,
+``build-data`` and ``export``; ``rank`` and ``serve`` to come. Without ``--model``, the bundled
 default model is used.
 
 Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
@@ -28,7 +28,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers.utils import logging as hf_logging
 
 from .bundled import DEFAULT_MODEL, bundle_dir, resolve_model_path
-from .pruning_encoder import PruningEncoder
+from .onnx_backend import FP32_FILE, INT8_FILE
+from .pruning_encoder import BACKENDS, PruningEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands, parents=[_console_options()])
     _add_eval(commands, parents=[_console_options(), _model_options()])
     _add_build_data(commands, parents=[_console_options()])
+    _add_export(commands, parents=[_console_options()])
     return parser
 
 
@@ -138,6 +140,18 @@ def _model_options() -> argparse.ArgumentParser:
         default=32,
         metavar="N",
         help="inputs per batch (default: 32)",
+    )
+    options.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="onnx: run a model written by `export --onnx` through onnxruntime (default: torch)",
+    )
+    options.add_argument(
+        "--onnx-file",
+        metavar="FILE",
+        default=FP32_FILE,
+        help=f"with --backend onnx, the graph to run, e.g. {INT8_FILE} (default: {FP32_FILE})",
     )
     return options
 
@@ -202,7 +216,7 @@ def _check_prune_mode(args: argparse.Namespace) -> None:
 
 def _prune_text(args: argparse.Namespace, model_path: str, options: Options) -> int:
     context = _read_text(args.context or "-")
-    model = _load_model(model_path, args.device)
+    model = _load_model(model_path, args)
     try:
         result = model.process(args.question, context, **options)
     except (ValueError, TypeError) as exc:
@@ -215,7 +229,7 @@ def _prune_jsonl(args: argparse.Namespace, model_path: str, options: Options) ->
     invalid = _InvalidLines("<stdin>" if args.input == "-" else args.input)
     # The output is opened before the model loads, to fail fast on a path that cannot be written.
     with _open_input(args.input) as source, _open_output(args.output) as out:
-        model = _load_model(model_path, args.device)
+        model = _load_model(model_path, args)
         lines = _progress(source, args.input, quiet=args.quiet)
         with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
             for batch in _chunks(_records(lines, invalid), args.batch_size):
@@ -311,11 +325,12 @@ def _model_path(given: str | None) -> str:
     return given or DEFAULT_MODEL
 
 
-def _load_model(path: str, device: str | None) -> PruningEncoder:
+def _load_model(path: str, args: argparse.Namespace) -> PruningEncoder:
     if not Path(path).is_dir() and bundle_dir(path) is None:
         raise CliError(f"cannot load a model from {path}: not a directory or a bundled model")
+    options = {"backend": args.backend, "file_name": args.onnx_file}
     try:
-        return PruningEncoder.from_pretrained(path, device=device)
+        return PruningEncoder.from_pretrained(path, device=args.device, **options)
     except Exception as exc:  # files, model type, device: every way loading fails ends the run
         logger.debug("Loading %s failed", path, exc_info=True)
         message = " ".join(str(exc).split())
@@ -514,7 +529,7 @@ def _eval(args: argparse.Namespace) -> int:
         tune = load_records(args.tune_data) if args.tune_data else None
     except (OSError, DataError) as error:
         raise CliError(str(error)) from None
-    model = _load_model(_model_path(args.model), args.device)
+    model = _load_model(_model_path(args.model), args)
     bi_encoder = args.bi_encoder
     if bi_encoder is None and not args.no_baselines:
         base = model.config.base_model_name_or_path
@@ -561,6 +576,59 @@ def _build_data(args: argparse.Namespace) -> int:
         return run(args)
     except FileNotFoundError as error:
         raise CliError(str(error)) from None
+
+
+EXPORT_EPILOG = f"""\
+examples:
+  {PROG} export --onnx my-model-onnx
+  {PROG} prune --model my-model-onnx --backend onnx --onnx-file {INT8_FILE} \\
+      --question "Who wrote Hamlet?" article.txt
+  {PROG} export --model my-model --ranking-model my-reranker
+
+--onnx DIR writes the model in its saved layout plus {FP32_FILE} and {INT8_FILE} (int8 weights,
+dynamically quantised activations: faster on CPU, scores within about 1%); it needs
+pip install 'pruning-encoder[onnx]'. --ranking-model DIR writes the ranking model alone, which
+sentence_transformers.CrossEncoder and pipeline("text-classification") load.
+"""
+
+
+def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export",
+        parents=parents,
+        help="export to ONNX (fp32 + int8) or the ranking model alone",
+        description="Export a model for other runtimes and libraries.",
+        epilog=EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "--model",
+        metavar="DIR",
+        default=DEFAULT_MODEL,
+        help=f"a saved PruningEncoder directory or a bundled model (default: {DEFAULT_MODEL})",
+    )
+    export.add_argument("--onnx", metavar="DIR", help="write the ONNX export here")
+    export.add_argument("--no-quantize", action="store_true", help=f"with --onnx, skip {INT8_FILE}")
+    export.add_argument("--ranking-model", metavar="DIR", help="write the ranking model alone here")
+    export.set_defaults(handler=_export, device="cpu", backend="torch", onnx_file=FP32_FILE)
+
+
+def _export(args: argparse.Namespace) -> int:
+    if not args.onnx and not args.ranking_model:
+        raise CliError("nothing to export: give --onnx DIR and/or --ranking-model DIR")
+    model = _load_model(_model_path(args.model), args)
+    try:
+        if args.onnx:
+            model.export_onnx(args.onnx, quantize=not args.no_quantize)
+            print(f"onnx: {args.onnx}")
+        if args.ranking_model:
+            model.export_ranking_model(args.ranking_model)
+            print(f"ranking model: {args.ranking_model}")
+    except ImportError as error:
+        raise CliError(str(error)) from None
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CliError(f"cannot export: {' '.join(str(error).split())}") from None
+    return EXIT_OK
 
 
 def _positive_int(text: str) -> int:

@@ -273,9 +273,10 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         here = Path(__file__).parent
         for name in SOURCE_FILES:
             shutil.copyfile(here / name, directory / name)
-        if self._tokenizer is not None:
-            self._tokenizer.save_pretrained(directory)
-            self._tokenizer.save_pretrained(backbone_dir)
+        # A model loaded from disk loads its tokenizer lazily: saving it must not lose it.
+        if self._tokenizer is not None or self.name_or_path:
+            self.tokenizer.save_pretrained(directory)
+            self.tokenizer.save_pretrained(backbone_dir)
 
     @classmethod
     def from_pretrained(  # type: ignore[override]

@@ -111,13 +111,18 @@ class PruningEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, model_name_or_path: str | os.PathLike[str], *, device: str | torch.device | None = None
+        cls,
+        model_name_or_path: str | os.PathLike[str],
+        *,
+        device: str | torch.device | None = None,
+        backend: str = "torch",
+        file_name: str = FP32_FILE,
     ) -> PruningEncoder:
         """Load a saved PruningEncoder (directory or Hub id); errors clearly on anything else."""
         path = str(model_name_or_path)
         if bundle_dir(path) is None:
             load_config(path)
-        return cls(path, device=device)
+        return cls(path, device=device, backend=backend, file_name=file_name)
 
     @property
     def config(self) -> PruningEncoderConfig:
