@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import json
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from pruning_encoder.onnx_backend import FP32_FILE, INT8_FILE
 DATA = Path(__file__).with_name("wiki_contexts.json")
 
 Pair = tuple[str, str]
+LENGTH_BATCH = 8
 Method = Callable[[list[Pair]], Any]
 
 
@@ -220,6 +222,8 @@ def agreement(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
 
 
 def run_lengths(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
+    """One context of growing length; ``LENGTH_BATCH`` windows per forward pass at every length,
+    so that only the length changes (wider batches cost more per token, whatever the length)."""
     rows = []
     model = models["torch"]
     question = load_pairs(1, 1)[0][0]
@@ -228,10 +232,11 @@ def run_lengths(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
         count = len(model.tokenizer(context, add_special_tokens=False, verbose=False)["input_ids"])
         row: dict[str, Any] = {"tokens": count}
         for name in ("torch", "int8"):
-            models[name].process(question, context)  # warm-up
-            seconds = best_seconds(
-                lambda m=models[name], c=context: m.process(question, c), args.repeats
+            run = functools.partial(
+                models[name].process, question, context, batch_size=LENGTH_BATCH
             )
+            run()  # warm-up
+            seconds = best_seconds(run, args.repeats)
             row[name] = {"seconds": seconds, "ms_per_1k_tokens": 1e6 * seconds / count}
         rows.append(row)
     return rows
