@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands, parents=[_console_options()])
     _add_eval(commands, parents=[_console_options(), _model_options()])
     _add_build_data(commands, parents=[_console_options()])
-    _add_export(commands, parents=[_console_options()])
+    _add_export(commands, parents=[_console_options(), _model_choice()])
     return parser
 
 
@@ -123,7 +123,7 @@ def _console_options() -> argparse.ArgumentParser:
     return options
 
 
-def _model_options() -> argparse.ArgumentParser:
+def _model_choice() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
         "--model",
@@ -131,6 +131,11 @@ def _model_options() -> argparse.ArgumentParser:
         default=DEFAULT_MODEL,
         help=f"a saved PruningEncoder directory or a bundled model (default: {DEFAULT_MODEL})",
     )
+    return options
+
+
+def _model_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False, parents=[_model_choice()])
     options.add_argument(
         "--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if available, else cpu)"
     )
@@ -600,12 +605,6 @@ def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         description="Export a model for other runtimes and libraries.",
         epilog=EXPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_argument(
-        "--model",
-        metavar="DIR",
-        default=DEFAULT_MODEL,
-        help=f"a saved PruningEncoder directory or a bundled model (default: {DEFAULT_MODEL})",
     )
     export.add_argument("--onnx", metavar="DIR", help="write the ONNX export here")
     export.add_argument("--no-quantize", action="store_true", help=f"with --onnx, skip {INT8_FILE}")

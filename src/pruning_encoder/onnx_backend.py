@@ -188,18 +188,17 @@ class OnnxPruningModel(ContextPruningMixin):
             ``PruningEncoder.export_onnx`` or ``pruning-encoder export --onnx``.
         file_name: The graph to run, relative to ``path``: ``"onnx/model.onnx"`` (fp32) or
             ``"onnx/model_qint8.onnx"`` (int8, faster).
-        threads: onnxruntime's intra-op threads (default: as many as torch uses).
+
+    onnxruntime runs with as many intra-op threads as torch (``torch.set_num_threads``).
     """
 
-    def __init__(
-        self, path: str, file_name: str = FP32_FILE, *, threads: int | None = None
-    ) -> None:
+    def __init__(self, path: str, file_name: str = FP32_FILE) -> None:
         onnxruntime = _require("onnxruntime")
         self.config = load_config(path)
         self.name_or_path = path
         graph = _resolve(path, file_name)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(
             graph, options, providers=["CPUExecutionProvider"]
