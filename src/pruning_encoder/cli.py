@@ -2,7 +2,7 @@
 
 One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
 ``_console_options()`` and ``_model_options()``: ``prune``, ``train``, ``eval``,
-``build-data`` and ``export``; ``rank`` and ``serve`` to come. Without ``--model``, the bundled
+``build-data``, ``export`` and ``serve``; ``rank`` to come. Without ``--model``, the bundled
 default model is used.
 
 Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands, parents=[_console_options(), _model_options()])
     _add_build_data(commands, parents=[_console_options()])
     _add_export(commands, parents=[_console_options(), _model_choice()])
+    _add_serve(commands, parents=[_console_options(), _model_options()])
     return parser
 
 
@@ -627,6 +628,62 @@ def _export(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     except (OSError, ValueError, RuntimeError) as error:
         raise CliError(f"cannot export: {' '.join(str(error).split())}") from None
+    return EXIT_OK
+
+
+SERVE_EPILOG = f"""\
+examples:
+  {PROG} serve --model my-model --host 127.0.0.1 --port 8080
+  curl -s localhost:8080/rerank -H 'Content-Type: application/json' \\
+      -d '{{"query": "Who wrote Hamlet?", "texts": ["It rains.", "Shakespeare wrote it."]}}'
+
+POST /rerank takes text-embeddings-inference's schema (query, texts, raw_scores, return_text,
+truncate) plus prune and threshold; POST /prune takes question, contexts and threshold. GET
+/health, GET /info, and the OpenAPI schema at /docs and /openapi.json. It needs
+pip install 'pruning-encoder[serve]'.
+"""
+
+
+def _add_serve(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        parents=parents,
+        help="serve /rerank (TEI schema) and /prune over HTTP",
+        description="Serve the model over HTTP (FastAPI + uvicorn).",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument(
+        "--max-texts",
+        type=_positive_int,
+        default=256,
+        metavar="N",
+        help="most texts per request; more is answered 413 (default: 256)",
+    )
+    serve.add_argument(
+        "--max-chars",
+        type=_positive_int,
+        default=2_000_000,
+        metavar="N",
+        help="most characters per request; more is answered 413 (default: 2000000)",
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as error:
+        raise CliError(f"{error}: pip install 'pruning-encoder[serve]'") from None
+    model = _load_model(_model_path(args.model), args)
+    app = create_app(
+        model, model_id=_model_path(args.model), max_texts=args.max_texts, max_chars=args.max_chars
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="debug" if args.verbose else "info")
     return EXIT_OK
 
 

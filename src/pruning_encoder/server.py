@@ -1,0 +1,253 @@
+"""The HTTP service: TEI's ``/rerank``, plus ``/prune``, ``/health`` and ``/info``.
+
+``create_app(model)`` builds a FastAPI app; ``pruning-encoder serve`` runs it with uvicorn.
+Requests never run the model on the event loop: a :class:`Batcher` gathers the documents of
+concurrent requests into one ``score_documents`` call in a worker thread, so many small requests
+share forward passes. Errors are JSON in TEI's shape, ``{"error": ..., "error_type": ...}``:
+413 for too many texts or characters, 422 for a malformed or empty request.
+
+FastAPI and uvicorn are the optional ``[serve]`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from . import __version__
+from .context_pruning import Document, _positive_probability, _result
+from .pruning_encoder import PruningEncoder
+from .sentence_splitter import split_sentences
+
+DEFAULT_MAX_TEXTS = 256
+DEFAULT_MAX_CHARS = 2_000_000
+
+
+class RerankRequest(BaseModel):
+    """TEI's rerank request, plus ``prune`` (add ``pruned_text``) and its ``threshold``."""
+
+    query: str
+    texts: list[str]
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool = Field(
+        default=False, description="Accepted for TEI compatibility: long texts are read whole."
+    )
+    prune: bool = False
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class Rank(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+    pruned_text: str | None = None
+
+
+class PruneRequest(BaseModel):
+    question: str
+    contexts: list[str]
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class PruneResult(BaseModel):
+    pruned_context: str
+    reranking_score: float | None
+    compression_rate: float
+    kept_spans: list[tuple[int, int]]
+
+
+class PruneResponse(BaseModel):
+    results: list[PruneResult]
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "Validation") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+@dataclass
+class _Job:
+    documents: list[Document]
+    done: asyncio.Future[tuple[np.ndarray | None, list[np.ndarray]]] = field(repr=False)
+
+
+class Batcher:
+    """Runs the documents of concurrent requests through the model together, off the loop.
+
+    Args:
+        model: The model to score with.
+        max_documents: The most documents one model call takes (whole requests are never split).
+    """
+
+    def __init__(self, model: PruningEncoder, max_documents: int) -> None:
+        self.model = model
+        self.max_documents = max_documents
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def score(self, documents: list[Document]) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        job = _Job(documents, asyncio.get_running_loop().create_future())
+        await self._queue.put(job)
+        return await job.done
+
+    async def _run(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            size = len(jobs[0].documents)
+            while not self._queue.empty() and size < self.max_documents:
+                jobs.append(self._queue.get_nowait())
+                size += len(jobs[-1].documents)
+            documents = [doc for job in jobs for doc in job.documents]
+            try:
+                logits, probabilities = await asyncio.to_thread(
+                    self.model.model.score_documents, documents, show_progress_bar=False
+                )
+            except Exception as error:  # each waiting request gets the failure
+                for job in jobs:
+                    job.done.set_exception(error)
+                continue
+            start = 0
+            for job in jobs:
+                end = start + len(job.documents)
+                part = None if logits is None else logits[start:end]
+                job.done.set_result((part, probabilities[start:end]))
+                start = end
+
+
+def create_app(
+    model: PruningEncoder,
+    *,
+    model_id: str | None = None,
+    max_texts: int = DEFAULT_MAX_TEXTS,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> FastAPI:
+    """The service for ``model``.
+
+    Args:
+        model: The model to serve.
+        model_id: The name ``/info`` reports (default: the model's path).
+        max_texts: The most texts (or contexts) one request may carry (413 beyond).
+        max_chars: The most characters one request may carry, all texts together (413 beyond).
+    """
+    batcher = Batcher(model, max_documents=max(max_texts, 32))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="PruningEncoder",
+        version=__version__,
+        description="Rerank (text-embeddings-inference schema) and prune retrieved context.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse({"error": error.message, "error_type": error.kind}, error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return JSONResponse({"error": problems, "error_type": "Validation"}, 422)
+
+    def check(texts: list[str], extra: str, what: str) -> None:
+        if not texts:
+            raise ServiceError(422, f"{what} must not be empty.")
+        if len(texts) > max_texts:
+            raise ServiceError(413, f"{len(texts)} {what}: at most {max_texts} per request.")
+        chars = len(extra) + sum(len(t) for t in texts)
+        if chars > max_chars:
+            raise ServiceError(413, f"{chars} characters: at most {max_chars} per request.")
+
+    def threshold_of(given: float | None) -> float:
+        return float(model.config.default_threshold) if given is None else given
+
+    @app.post("/rerank", response_model=list[Rank], response_model_exclude_none=True)
+    async def rerank(request: RerankRequest) -> list[Rank]:
+        """Texts sorted by relevance to the query, best first (TEI's schema)."""
+        if not model.config.has_ranking_head:
+            raise ServiceError(422, "This model is pruning_only: it gives no scores.")
+        check(request.texts, request.query, "texts")
+        documents = [Document(request.query, t, split_sentences(t)) for t in request.texts]
+        logits, probabilities = await batcher.score(documents)
+        assert logits is not None
+        scores = logits[:, -1] if request.raw_scores else _positive_probability(logits)
+        threshold = threshold_of(request.threshold)
+        ranks = []
+        for i in np.argsort(-scores, kind="stable"):
+            rank = Rank(index=int(i), score=float(scores[i]))
+            if request.return_text:
+                rank.text = request.texts[i]
+            if request.prune:
+                pruned = _result(documents[i], None, probabilities[i], threshold, False, False)
+                rank.pruned_text = pruned["pruned_context"]
+            ranks.append(rank)
+        return ranks
+
+    @app.post("/prune", response_model=PruneResponse)
+    async def prune(request: PruneRequest) -> PruneResponse:
+        """Each context scored and pruned for the question, in input order, as ``process()``."""
+        check(request.contexts, request.question, "contexts")
+        documents = [Document(request.question, c, split_sentences(c)) for c in request.contexts]
+        logits, probabilities = await batcher.score(documents)
+        scores = None if logits is None else _positive_probability(logits)
+        threshold = threshold_of(request.threshold)
+        results = [
+            _result(
+                doc,
+                None if scores is None else float(scores[i]),
+                probabilities[i],
+                threshold,
+                False,
+                False,
+            )
+            for i, doc in enumerate(documents)
+        ]
+        return PruneResponse(results=[PruneResult(**r) for r in results])
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        config = model.config
+        return {
+            "model_id": model_id or config.name_or_path,
+            "model_type": "pruning_encoder",
+            "mode": config.mode,
+            "backend": model.backend,
+            "max_input_length": int(config.max_seq_length),
+            "default_threshold": float(config.default_threshold),
+            "max_client_batch_size": max_texts,
+            "max_request_chars": max_chars,
+            "version": __version__,
+        }
+
+    return app

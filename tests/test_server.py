@@ -1,0 +1,158 @@
+"""The HTTP service over real HTTP on loopback: schema, errors, and concurrency."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import uvicorn
+
+from pruning_encoder import PruningEncoder
+from pruning_encoder.server import create_app
+
+CONTEXTS = [
+    "Paris is the capital of France. Cats purr.",
+    "The dog is a dog. It was in the city.",
+    "What is the capital? Paris is. The cat is.",
+]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_backbone: Path) -> Iterator[tuple[str, PruningEncoder]]:
+    torch.manual_seed(0)
+    model = PruningEncoder(tiny_backbone, device="cpu")
+    with torch.no_grad():  # random heads barely vary their outputs: sharpen them
+        model.model.backbone.classifier.weight.mul_(300)
+        model.model.pruning_head.classifier.weight.mul_(30)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(model, model_id="tiny", max_texts=8, max_chars=2000)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", model
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def call(base: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path, data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_rerank_follows_the_tei_schema(served: tuple[str, PruningEncoder]) -> None:
+    base, model = served
+    status, ranks = call(base, "/rerank", {"query": "where is paris?", "texts": CONTEXTS})
+    assert status == 200
+    assert sorted(r["index"] for r in ranks) == [0, 1, 2]
+    assert all(set(r) == {"index", "score"} for r in ranks)
+    scores = [r["score"] for r in ranks]
+    assert scores == sorted(scores, reverse=True)
+    expected = model.predict([("where is paris?", c) for c in CONTEXTS])
+    for rank in ranks:
+        assert rank["score"] == pytest.approx(float(expected[rank["index"]]), abs=1e-5)
+
+    body = {"query": "where is paris?", "texts": CONTEXTS, "raw_scores": True}
+    body |= {"return_text": True, "prune": True, "threshold": 0.5}
+    status, ranks = call(base, "/rerank", body)
+    assert status == 200
+    processed = model.process("where is paris?", CONTEXTS, threshold=0.5)
+    logits = model.predict([("where is paris?", c) for c in CONTEXTS], activation_fn=lambda x: x)
+    for rank in ranks:
+        assert rank["text"] == CONTEXTS[rank["index"]]
+        assert rank["pruned_text"] == processed[rank["index"]]["pruned_context"]
+        assert rank["score"] == pytest.approx(float(logits[rank["index"]]), abs=1e-4)
+
+
+def test_prune_matches_process(served: tuple[str, PruningEncoder]) -> None:
+    base, model = served
+    body = {"question": "where is the cat?", "contexts": CONTEXTS, "threshold": 0.5}
+    status, response = call(base, "/prune", body)
+    assert status == 200
+    expected = model.process("where is the cat?", CONTEXTS, threshold=0.5)
+    for got, want in zip(response["results"], expected, strict=True):
+        assert got["pruned_context"] == want["pruned_context"]
+        assert [tuple(s) for s in got["kept_spans"]] == want["kept_spans"]
+        assert got["reranking_score"] == pytest.approx(want["reranking_score"], abs=1e-5)
+        assert got["compression_rate"] == pytest.approx(want["compression_rate"])
+
+
+def test_health_info_and_openapi(served: tuple[str, PruningEncoder]) -> None:
+    base, _ = served
+    assert call(base, "/health") == (200, {"status": "ok"})
+    status, info = call(base, "/info")
+    assert status == 200
+    assert info["model_id"] == "tiny"
+    assert info["backend"] == "torch"
+    assert info["max_client_batch_size"] == 8
+    status, schema = call(base, "/openapi.json")
+    assert status == 200
+    assert {"/rerank", "/prune", "/health", "/info"} <= set(schema["paths"])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/rerank", {"query": "q", "texts": []}, 422, "texts must not be empty"),
+        ("/rerank", {"texts": ["a"]}, 422, "query"),
+        ("/rerank", {"query": "q", "texts": "not a list"}, 422, "texts"),
+        ("/rerank", {"query": "q", "texts": [1, 2]}, 422, "texts"),
+        ("/rerank", {"query": "q", "texts": ["a"] * 9}, 413, "at most 8"),
+        ("/rerank", {"query": "q", "texts": ["a" * 2001]}, 413, "characters"),
+        ("/prune", {"question": "q", "contexts": ["a"], "threshold": 2}, 422, "threshold"),
+        ("/prune", {"question": "q"}, 422, "contexts"),
+    ],
+)
+def test_bad_requests_get_a_json_error(
+    served: tuple[str, PruningEncoder], path: str, body: Any, status: int, message: str
+) -> None:
+    base, _ = served
+    got, error = call(base, path, body)
+    assert got == status
+    assert message in error["error"]
+    assert error["error_type"] == "Validation"
+
+
+def test_malformed_json_is_422(served: tuple[str, PruningEncoder]) -> None:
+    base, _ = served
+    status, error = call(base, "/rerank", raw=b"{not json")
+    assert status == 422
+    assert "error" in error
+
+
+def test_concurrent_requests_equal_sequential_ones(served: tuple[str, PruningEncoder]) -> None:
+    base, _ = served
+    bodies = [
+        {"question": f"where is the {word}?", "contexts": CONTEXTS[: 1 + i % 3]}
+        for i, word in enumerate(["cat", "dog", "city", "capital"] * 4)
+    ]
+    sequential = [call(base, "/prune", body) for body in bodies]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(lambda body: call(base, "/prune", body), bodies))
+    for (s_status, s_body), (c_status, c_body) in zip(sequential, concurrent, strict=True):
+        assert s_status == c_status == 200
+        for a, b in zip(s_body["results"], c_body["results"], strict=True):
+            assert a["kept_spans"] == b["kept_spans"]
+            assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
