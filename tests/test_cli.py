@@ -324,3 +324,41 @@ def test_export_ranking_model_and_usage_errors(
     assert "nothing to export" in capsys.readouterr().err
     assert prune(model_dir, "--backend", "onnx", "--question", "q", "-") == 2
     assert "export --onnx" in capsys.readouterr().err
+
+
+def test_rank_text_mode_sorts_lines_best_first(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    documents = ["Cats purr.", "Paris is the capital of France.", "The dog."]
+    path = write_lines(tmp_path / "docs.txt", [documents[0], "", *documents[1:]])
+    assert main(["rank", "--model", model_dir, "--query", "paris?", str(path)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    expected = PruningEncoder(model_dir, device="cpu").rank("paris?", documents)
+    assert [int(row[1]) - 1 for row in rows] == [e["corpus_id"] for e in expected]
+    assert [row[2] for row in rows] == [documents[e["corpus_id"]] for e in expected]
+    top = ["--top-k", "1", "--json", str(path)]
+    assert main(["rank", "--model", model_dir, "--query", "paris?", *top]) == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert [r["corpus_id"] for r in ranking] == [expected[0]["corpus_id"]]
+
+
+def test_rank_jsonl_reports_bad_lines(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        json.dumps({"query": "paris?", "documents": ["Cats purr.", "Paris is big."], "id": 1}),
+        json.dumps({"query": "paris?", "documents": "Cats purr."}),
+        json.dumps({"query": "paris?", "documents": ["ok", 3]}),
+    ]
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    output = tmp_path / "out.jsonl"
+    args = ["rank", "--model", model_dir, "--input", str(source), "--output", str(output)]
+    assert main(args) == 1
+    records = read_jsonl(output)
+    assert len(records) == 1
+    assert records[0]["id"] == 1
+    assert sorted(r["corpus_id"] for r in records[0]["ranking"]) == [0, 1]
+    errors = capsys.readouterr().err
+    assert f"{source}:2: field 'documents' must be an array of strings, got a string" in errors
+    assert f"{source}:3: field 'documents' must be an array of strings" in errors
+    assert main(["rank", "--model", model_dir, "--input", str(source), "--json"]) == 2

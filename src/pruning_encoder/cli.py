@@ -1,8 +1,8 @@
 """The ``pruning-encoder`` command line.
 
 One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
-``_console_options()`` and ``_model_options()``: ``prune``, ``train``, ``eval``,
-``build-data``, ``export`` and ``serve``; ``rank`` to come. Without ``--model``, the bundled
+``_console_options()`` and ``_model_options()``: ``prune``, ``rank``, ``train``, ``eval``,
+``build-data``, ``export`` and ``serve``. Without ``--model``, the bundled
 default model is used.
 
 Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
@@ -39,7 +39,8 @@ EXIT_INVALID_INPUT = 1
 EXIT_USAGE = 2
 
 
-REQUIRED_FIELDS = ("question", "context")
+PRUNE_FIELDS = {"question": "a string", "context": "a string"}
+RANK_FIELDS = {"query": "a string", "documents": "an array of strings"}
 RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
 JSON_TYPES = {
     dict: "an object",
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prune(commands, parents=[_console_options(), _model_options()])
+    _add_rank(commands, parents=[_console_options(), _model_options()])
     _add_train(commands, parents=[_console_options()])
     _add_eval(commands, parents=[_console_options(), _model_options()])
     _add_build_data(commands, parents=[_console_options()])
@@ -258,35 +260,42 @@ class _InvalidLines:
 
 
 def _records(
-    lines: Iterable[bytes], invalid: _InvalidLines
+    lines: Iterable[bytes], invalid: _InvalidLines, fields: dict[str, str] = PRUNE_FIELDS
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The valid records with their line numbers; blank lines are skipped, invalid ones reported."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = _parse_record(line)
+            record = _parse_record(line, fields)
         except ValueError as exc:
             invalid.report(number, str(exc))
             continue
         yield number, record
 
 
-def _parse_record(line: bytes) -> dict[str, Any]:
-    """The JSON object on one input line; raises ValueError saying what is wrong with it."""
+def _parse_record(line: bytes, fields: dict[str, str]) -> dict[str, Any]:
+    """The JSON object on one input line, with ``fields`` (name → "a string" or "an array of
+    strings"); raises ValueError saying what is wrong with it."""
     try:
         record = json.loads(line)
     except ValueError as exc:  # not JSON, or not UTF-8
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {JSON_TYPES[type(record)]}")
-    for field in REQUIRED_FIELDS:
+    for field, kind in fields.items():
         if field not in record:
             raise ValueError(f"missing field {field!r}")
-        if not isinstance(record[field], str):
-            raise ValueError(
-                f"field {field!r} must be a string, got {JSON_TYPES[type(record[field])]}"
-            )
+        value = record[field]
+        if kind == "a string":
+            valid = isinstance(value, str)
+        else:
+            valid = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not valid:
+            got = JSON_TYPES[type(value)]
+            if isinstance(value, list):
+                got = "an array with " + ", ".join(sorted({JSON_TYPES[type(v)] for v in value}))
+            raise ValueError(f"field {field!r} must be {kind}, got {got}")
     return record
 
 
@@ -325,6 +334,85 @@ def _prune_records(
     contexts = [record["context"] for record in records]
     results: list[dict[str, Any]] = model.process(questions, contexts, **options)
     return results
+
+
+RANK_EPILOG = f"""\
+examples:
+  {PROG} rank --query "Who wrote Hamlet?" documents.txt
+  {PROG} rank --query "Who wrote Hamlet?" --top-k 3 --json documents.txt
+  {PROG} rank --input queries.jsonl --output ranked.jsonl
+
+With --query, FILE (or stdin, -) holds one document per line; the output is one line per
+document, best first: score, line number, document. Each --input line is a JSON object with
+"query" (a string) and "documents" (an array of strings); its output line is the same object plus
+"ranking": [{{"corpus_id": ..., "score": ...}}, ...], best first. An invalid line is reported as
+FILE:LINE on stderr and skipped; the exit status is then 1.
+"""
+
+
+def _add_rank(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    rank = commands.add_parser(
+        "rank",
+        parents=parents,
+        help="sort documents by relevance to a query (a cross-encoder reranker)",
+        description="Sort documents by relevance to a query, best first.",
+        epilog=RANK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = rank.add_mutually_exclusive_group(required=True)
+    source.add_argument("--query", metavar="TEXT", help="rank the documents in FILE for this")
+    source.add_argument(
+        "--input", metavar="JSONL", help="rank the documents of each line for its query (- stdin)"
+    )
+    rank.add_argument(
+        "documents", nargs="?", metavar="FILE", help="one document per line (default, -: stdin)"
+    )
+    rank.add_argument(
+        "--top-k", type=_positive_int, metavar="K", help="keep the K best documents only"
+    )
+    rank.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    rank.add_argument(
+        "--output",
+        metavar="JSONL",
+        default="-",
+        help="where the --input results go, written atomically (default, -: stdout)",
+    )
+    rank.set_defaults(handler=_rank)
+
+
+def _rank(args: argparse.Namespace) -> int:
+    if args.input is not None and (args.documents is not None or args.json):
+        raise CliError("FILE and --json go with --query; --input always writes JSON lines")
+    if args.query is not None and args.output != "-":
+        raise CliError("--output goes with --input; --query prints to stdout")
+    model_path = _model_path(args.model)
+    options: Options = {"top_k": args.top_k, "batch_size": args.batch_size}
+    if args.query is not None:
+        documents = [line for line in _read_text(args.documents or "-").splitlines() if line]
+        model = _load_model(model_path, args)
+        try:
+            ranking = model.rank(args.query, documents, return_documents=True, **options)
+        except ValueError as exc:
+            raise CliError(f"cannot rank: {exc}", EXIT_INVALID_INPUT) from None
+        if args.json:
+            print(json.dumps(ranking))
+        else:
+            for entry in ranking:
+                print(f"{entry['score']:.4f}\t{entry['corpus_id'] + 1}\t{entry['text']}")
+        return EXIT_OK
+    invalid = _InvalidLines("<stdin>" if args.input == "-" else args.input)
+    with _open_input(args.input) as source, _open_output(args.output) as out:
+        model = _load_model(model_path, args)
+        lines = _progress(source, args.input, quiet=args.quiet)
+        with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
+            for number, record in _records(lines, invalid, RANK_FIELDS):
+                try:
+                    ranking = model.rank(record["query"], record["documents"], **options)
+                except ValueError as exc:
+                    invalid.report(number, f"cannot rank: {exc}")
+                    continue
+                out.write(json.dumps({**record, "ranking": ranking}) + "\n")
+    return EXIT_INVALID_INPUT if invalid.count else EXIT_OK
 
 
 def _model_path(given: str | None) -> str:
