@@ -1,4 +1,4 @@
-"""The speed benchmark runs end to end in its small configuration (its timings are not checked)."""
+"""The benchmark and the load script run end to end in small configurations (timings unchecked)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,18 @@ def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
     assert {row["backend"] for row in results["agreement"]} == {"onnx", "int8"}
     assert all(0.0 <= row["same_keep"] <= 1.0 for row in results["agreement"])
     assert [row["tokens"] > 0 for row in results["lengths"]] == [True, True]
+
+
+def test_load_script_stops_by_itself_without_errors() -> None:
+    script = SCRIPT.with_name("load_service.py")
+    completed = subprocess.run(
+        [sys.executable, str(script), "--clients", "2", "--requests", "2"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "4 requests from 2 clients" in completed.stdout
+    assert "0 errors" in completed.stdout
