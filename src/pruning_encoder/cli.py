@@ -343,10 +343,11 @@ examples:
   {PROG} rank --input queries.jsonl --output ranked.jsonl
 
 With --query, FILE (or stdin, -) holds one document per line (blank lines are skipped); the
-output is one line per document, best first: score, document number (from 1), document. Each --input line is a JSON object with
-"query" (a string) and "documents" (an array of strings); its output line is the same object plus
-"ranking": [{{"corpus_id": ..., "score": ...}}, ...], best first. An invalid line is reported as
-FILE:LINE on stderr and skipped; the exit status is then 1.
+output is one line per document, best first: score, document number (from 1), document.
+Each --input line is a JSON object with "query" (a string) and "documents" (an array of
+strings); its output line is the same object plus "ranking": [{{"corpus_id": ..., "score":
+...}}, ...], best first. An invalid line is reported as FILE:LINE on stderr and skipped; the exit
+status is then 1.
 """
 
 
