@@ -1,6 +1,7 @@
 """PruningEncoder: a reranker that also prunes retrieved context, from one forward pass.
 
-Importing the package registers the models with the Transformers Auto* classes.
+Importing the package registers the models with the Transformers Auto* classes, and the
+``context-pruning`` pipeline task.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .modeling_pruning_encoder import (
+    PIPELINE_TASK,
     PruningEncoderForSequenceClassification,
     PruningEncoderForTokenClassification,
     PruningEncoderModel,
 )
+from .pipeline_context_pruning import ContextPruningPipeline
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 
@@ -36,8 +40,13 @@ AutoModelForSequenceClassification.register(
 AutoModelForTokenClassification.register(
     PruningEncoderConfig, PruningEncoderForTokenClassification, exist_ok=True
 )
+if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:  # re-imports stay quiet
+    PIPELINE_REGISTRY.register_pipeline(
+        PIPELINE_TASK, pipeline_class=ContextPruningPipeline, pt_model=AutoModel, type="text"
+    )
 
 __all__ = [
+    "ContextPruningPipeline",
     "PruningEncoder",
     "PruningEncoderConfig",
     "PruningEncoderForSequenceClassification",

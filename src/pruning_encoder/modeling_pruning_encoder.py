@@ -15,6 +15,7 @@ Saved layout (weights stored once)::
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ SOURCE_FILES = (
     "modeling_pruning_encoder.py",
     "context_pruning.py",
     "sentence_splitter.py",
+    "pipeline_context_pruning.py",
 )
 AUTO_MAP = {
     "AutoConfig": "configuration_pruning_encoder.PruningEncoderConfig",
@@ -61,6 +63,15 @@ AUTO_MAP = {
         "modeling_pruning_encoder.PruningEncoderForTokenClassification"
     ),
 }
+PIPELINE_TASK = "context-pruning"
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {
+        "impl": "pipeline_context_pruning.ContextPruningPipeline",
+        "pt": ["AutoModel"],
+        "type": "text",
+    }
+}
+"""``config.json``'s ``custom_pipelines``: ``pipeline(PIPELINE_TASK, trust_remote_code=True)``."""
 PRUNING_ENCODER_CONFIG_NAME = "pruning_encoder_config.json"
 PRUNING_HEAD_DIR = "pruning_head"
 WEIGHTS_NAME = "model.safetensors"
@@ -244,6 +255,8 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
             else "PruningEncoderForTokenClassification"
         ]
         config.auto_map = AUTO_MAP
+        # pipeline() rewrites the loaded entries in place (class names → classes): copy them.
+        config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
         config.save_pretrained(directory)
         record = {
             "mode": config.mode,
