@@ -1,0 +1,62 @@
+"""What the framework integrations share: loading the model, and ranking and pruning texts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..pruning_encoder import PruningEncoder
+
+
+def check_model(model: object) -> None:
+    if not isinstance(model, PruningEncoder | str):
+        name = type(model).__name__
+        raise TypeError(f"model must be a PruningEncoder or a name or path, got {name}.")
+
+
+def load_model(model: PruningEncoder | str) -> PruningEncoder:
+    """``model`` itself, or the saved or bundled PruningEncoder that it names."""
+    check_model(model)
+    if isinstance(model, PruningEncoder):
+        return model
+    return PruningEncoder.from_pretrained(model)
+
+
+def check_top_n(top_n: int | None, name: str) -> None:
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise ValueError(f"{name} must be a positive integer or None, got {top_n!r}.")
+
+
+def rank_and_prune(
+    model: PruningEncoder,
+    query: str,
+    texts: Sequence[str],
+    *,
+    threshold: float | None,
+    top_n: int | None,
+    batch_size: int,
+    top_n_name: str = "top_n",
+) -> list[tuple[int, dict[str, Any]]]:
+    """The texts to keep, as ``(input position, process() result)``: best first, at most top_n.
+
+    A text pruned to nothing has no sentence relevant to the query and is dropped, before the
+    top_n cut. A pruning_only model has no scores: texts keep their input order, and top_n (a cut
+    by score) is refused, as in ``process()``.
+    """
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, got {type(query).__name__}.")
+    check_top_n(top_n, top_n_name)
+    ranking = model.config.has_ranking_head
+    if top_n is not None and not ranking:
+        raise ValueError(f"{top_n_name} needs reranking scores, but this model is pruning_only.")
+    if not texts:
+        return []
+    results = model.process(
+        query, list(texts), threshold=threshold, batch_size=batch_size, reorder=ranking
+    )
+    kept = [
+        (result.get("index", position), result)
+        for position, result in enumerate(results)
+        if result["pruned_context"]
+    ]
+    return kept[:top_n]
