@@ -658,7 +658,11 @@ def _add_build_data(commands: Any, parents: list[argparse.ArgumentParser]) -> No
         parents=parents,
         help="build the Wikipedia training/evaluation data offline",
         description=(wiki_data.__doc__ or "").split("\n\n")[0],
-        epilog=f"sources: {wiki_data.INSTALL}",
+        epilog=(
+            f"examples:\n  {PROG} build-data\n  {PROG} build-data --out data/wiki --seed 1\n\n"
+            f"sources: {wiki_data.INSTALL}"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     wiki_data.add_arguments(build)
     build.set_defaults(handler=_build_data)
