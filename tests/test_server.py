@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -27,17 +32,17 @@ CONTEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def served(tiny_backbone: Path) -> Iterator[tuple[str, PruningEncoder]]:
-    torch.manual_seed(0)
-    model = PruningEncoder(tiny_backbone, device="cpu")
-    with torch.no_grad():  # random heads barely vary their outputs: sharpen them
-        model.model.backbone.classifier.weight.mul_(300)
-        model.model.pruning_head.classifier.weight.mul_(30)
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(model, model_id="tiny", max_texts=8, max_chars=2000)
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(model: PruningEncoder, **limits: int) -> Iterator[str]:
+    """``model``'s service on a free loopback port, in a thread; yields its base URL."""
+    port = free_port()
+    app = create_app(model, model_id="tiny", **limits)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -45,9 +50,22 @@ def served(tiny_backbone: Path) -> Iterator[tuple[str, PruningEncoder]]:
     while not server.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", model
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tiny_backbone: Path) -> Iterator[tuple[str, PruningEncoder]]:
+    torch.manual_seed(0)
+    model = PruningEncoder(tiny_backbone, device="cpu")
+    with torch.no_grad():  # random heads barely vary their outputs: sharpen them
+        model.model.backbone.classifier.weight.mul_(300)
+        model.model.pruning_head.classifier.weight.mul_(30)
+    with serving(model, max_texts=8, max_chars=2000) as base:
+        yield base, model
 
 
 def call(base: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
@@ -156,3 +174,54 @@ def test_concurrent_requests_equal_sequential_ones(served: tuple[str, PruningEnc
         for a, b in zip(s_body["results"], c_body["results"], strict=True):
             assert a["kept_spans"] == b["kept_spans"]
             assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
+
+
+def test_serve_command_applies_its_limits_and_stops_on_ctrl_c(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    PruningEncoder(tiny_backbone, device="cpu").save_pretrained(model_dir)
+    port = free_port()
+    command = [sys.executable, "-m", "pruning_encoder", "serve", "--model", str(model_dir)]
+    command += ["--device", "cpu", "--port", str(port), "--max-texts", "2", "--max-chars", "100"]
+    server = subprocess.Popen(
+        command,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[0]
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                if call(base, "/health")[0] == 200:
+                    break
+            except urllib.error.URLError:
+                time.sleep(0.2)
+        status, info = call(base, "/info")
+        assert (status, info["model_id"], info["max_client_batch_size"]) == (200, str(model_dir), 2)
+        status, ranks = call(base, "/rerank", {"query": "q", "texts": ["Cats purr.", "Paris."]})
+        assert status == 200
+        assert sorted(rank["index"] for rank in ranks) == [0, 1]
+        assert call(base, "/rerank", {"query": "q", "texts": ["a", "b", "c"]})[0] == 413
+        assert call(base, "/prune", {"question": "q", "contexts": ["a" * 101]})[0] == 413
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=30)[0]
+    assert server.returncode == 0, output
+
+
+def test_a_pruning_only_model_prunes_but_does_not_rerank(tiny_pruning_only: PruningEncoder) -> None:
+    with serving(tiny_pruning_only) as base:
+        status, error = call(base, "/rerank", {"query": "q", "texts": ["Cats purr."]})
+        assert status == 422
+        assert "pruning_only" in error["error"]
+        status, body = call(base, "/prune", {"question": "q", "contexts": CONTEXTS})
+    assert status == 200
+    expected = tiny_pruning_only.process("q", CONTEXTS)
+    assert [r["reranking_score"] for r in body["results"]] == [None] * len(CONTEXTS)
+    assert [r["pruned_context"] for r in body["results"]] == [e["pruned_context"] for e in expected]

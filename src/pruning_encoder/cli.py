@@ -238,7 +238,7 @@ def _prune_jsonl(args: argparse.Namespace, model_path: str, options: Options) ->
     # The output is opened before the model loads, to fail fast on a path that cannot be written.
     with _open_input(args.input) as source, _open_output(args.output) as out:
         model = _load_model(model_path, args)
-        lines = _progress(source, args.input, quiet=args.quiet)
+        lines = _progress(source, args.input, "Pruning", quiet=args.quiet)
         with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
             for batch in _chunks(_records(lines, invalid), args.batch_size):
                 for record in _prune_batch(model, batch, options, invalid):
@@ -404,7 +404,7 @@ def _rank(args: argparse.Namespace) -> int:
     invalid = _InvalidLines("<stdin>" if args.input == "-" else args.input)
     with _open_input(args.input) as source, _open_output(args.output) as out:
         model = _load_model(model_path, args)
-        lines = _progress(source, args.input, quiet=args.quiet)
+        lines = _progress(source, args.input, "Ranking", quiet=args.quiet)
         with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
             for number, record in _records(lines, invalid, RANK_FIELDS):
                 try:
@@ -480,12 +480,12 @@ def _open_output(path: str) -> Iterator[TextIO]:
         temporary.unlink(missing_ok=True)
 
 
-def _progress(lines: IO[bytes], path: str, *, quiet: bool) -> Iterable[bytes]:
+def _progress(lines: IO[bytes], path: str, desc: str, *, quiet: bool) -> Iterable[bytes]:
     """The lines, with a progress bar on stderr when it is a terminal."""
     show = not quiet and sys.stderr.isatty()
     # Count a regular file's lines for an ETA; a pipe cannot be read twice.
     total = _count_lines(path) if show and os.path.isfile(path) else None
-    return tqdm(lines, desc="Pruning", unit="line", total=total, disable=not show, file=sys.stderr)
+    return tqdm(lines, desc=desc, unit="line", total=total, disable=not show, file=sys.stderr)
 
 
 def _count_lines(path: str) -> int:

@@ -194,42 +194,21 @@ def create_app(
         if not model.config.has_ranking_head:
             raise ServiceError(422, "This model is pruning_only: it gives no scores.")
         check(request.texts, request.query, "texts")
-        documents = [Document(request.query, t, split_sentences(t)) for t in request.texts]
+        # Splitting and joining cost time in proportion to the text: keep them off the loop too.
+        documents = await asyncio.to_thread(_documents, request.query, request.texts)
         logits, probabilities = await batcher.score(documents)
         assert logits is not None
-        scores = logits[:, -1] if request.raw_scores else _positive_probability(logits)
         threshold = threshold_of(request.threshold)
-        ranks = []
-        for i in np.argsort(-scores, kind="stable"):
-            rank = Rank(index=int(i), score=float(scores[i]))
-            if request.return_text:
-                rank.text = request.texts[i]
-            if request.prune:
-                pruned = _result(documents[i], None, probabilities[i], threshold, False, False)
-                rank.pruned_text = pruned["pruned_context"]
-            ranks.append(rank)
-        return ranks
+        return await asyncio.to_thread(_ranks, request, documents, logits, probabilities, threshold)
 
     @app.post("/prune", response_model=PruneResponse)
     async def prune(request: PruneRequest) -> PruneResponse:
         """Each context scored and pruned for the question, in input order, as ``process()``."""
         check(request.contexts, request.question, "contexts")
-        documents = [Document(request.question, c, split_sentences(c)) for c in request.contexts]
+        documents = await asyncio.to_thread(_documents, request.question, request.contexts)
         logits, probabilities = await batcher.score(documents)
-        scores = None if logits is None else _positive_probability(logits)
         threshold = threshold_of(request.threshold)
-        results = [
-            _result(
-                doc,
-                None if scores is None else float(scores[i]),
-                probabilities[i],
-                threshold,
-                False,
-                False,
-            )
-            for i, doc in enumerate(documents)
-        ]
-        return PruneResponse(results=[PruneResult(**r) for r in results])
+        return await asyncio.to_thread(_pruned, documents, logits, probabilities, threshold)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -251,3 +230,41 @@ def create_app(
         }
 
     return app
+
+
+def _documents(question: str, texts: list[str]) -> list[Document]:
+    return [Document(question, text, split_sentences(text)) for text in texts]
+
+
+def _ranks(
+    request: RerankRequest,
+    documents: list[Document],
+    logits: np.ndarray,
+    probabilities: list[np.ndarray],
+    threshold: float,
+) -> list[Rank]:
+    scores = logits[:, -1] if request.raw_scores else _positive_probability(logits)
+    ranks = []
+    for i in np.argsort(-scores, kind="stable"):
+        rank = Rank(index=int(i), score=float(scores[i]))
+        if request.return_text:
+            rank.text = request.texts[i]
+        if request.prune:
+            pruned = _result(documents[i], None, probabilities[i], threshold, False, False)
+            rank.pruned_text = pruned["pruned_context"]
+        ranks.append(rank)
+    return ranks
+
+
+def _pruned(
+    documents: list[Document],
+    logits: np.ndarray | None,
+    probabilities: list[np.ndarray],
+    threshold: float,
+) -> PruneResponse:
+    scores = None if logits is None else _positive_probability(logits)
+    results = [
+        _result(doc, None if scores is None else float(scores[i]), probs, threshold, False, False)
+        for i, (doc, probs) in enumerate(zip(documents, probabilities, strict=True))
+    ]
+    return PruneResponse(results=[PruneResult(**result) for result in results])
