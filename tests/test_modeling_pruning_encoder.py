@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -145,17 +145,14 @@ def test_auto_loading_matches_pruning_encoder(tiny_model: PruningEncoder, saved:
 
 
 def test_remote_code_loads_without_the_package(
-    tiny_model: PruningEncoder, saved: Path, tmp_path: Path
+    tiny_model: PruningEncoder,
+    saved: Path,
+    run_without_the_package: Callable[[str], subprocess.CompletedProcess[str]],
 ) -> None:
     expected = tiny_model.process("what is paris?", "Paris is big. Cats purr.", threshold=0.5)
     script = textwrap.dedent(
         f"""
-        import importlib.util, json, sys
-        sys.path = [p for p in sys.path if "pruning_encoder" not in p and not p.endswith("src")]
-        for finder in list(sys.meta_path):
-            if "editable" in type(finder).__module__.lower() or "__editable__" in repr(finder):
-                sys.meta_path.remove(finder)
-        assert importlib.util.find_spec("pruning_encoder") is None, "package importable"
+        import json
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
         path = {str(saved)!r}
         model = AutoModel.from_pretrained(path, trust_remote_code=True)
@@ -167,17 +164,7 @@ def test_remote_code_loads_without_the_package(
         print(json.dumps({{"result": result, "logit": float(logits[0, 0])}}))
         """
     )
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_without_the_package(script)
     assert "Do you wish to run the custom code" not in run.stderr
     remote = json.loads(run.stdout.strip().splitlines()[-1])
     assert remote["result"]["pruned_context"] == expected["pruned_context"]

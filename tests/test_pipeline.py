@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +70,14 @@ def test_saved_config_declares_the_pipeline(saved: Path) -> None:
 
 
 def test_remote_code_pipeline_runs_without_the_package(
-    sharpened: PruningEncoder, saved: Path, threshold: float, tmp_path: Path
+    sharpened: PruningEncoder,
+    saved: Path,
+    threshold: float,
+    run_without_the_package: Callable[[str], subprocess.CompletedProcess[str]],
 ) -> None:
     script = textwrap.dedent(
         f"""
-        import importlib.util, json, sys
-        sys.path = [p for p in sys.path if "pruning_encoder" not in p and not p.endswith("src")]
-        for finder in list(sys.meta_path):
-            if "editable" in type(finder).__module__.lower() or "__editable__" in repr(finder):
-                sys.meta_path.remove(finder)
-        assert importlib.util.find_spec("pruning_encoder") is None, "package importable"
+        import json
         from transformers import pipeline
         pruner = pipeline(
             "context-pruning", model={str(saved)!r}, trust_remote_code=True, device="cpu"
@@ -94,17 +92,7 @@ def test_remote_code_pipeline_runs_without_the_package(
         print(json.dumps({{"module": type(pruner).__module__, "single": single, "batch": batch}}))
         """
     )
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_without_the_package(script)
     remote = json.loads(run.stdout.strip().splitlines()[-1])
     assert remote["module"].startswith("transformers_modules.")
     expected = sharpened.process(QUESTION, CONTEXT, threshold=threshold)

@@ -234,14 +234,36 @@ def _prune_text(args: argparse.Namespace, model_path: str, options: Options) -> 
 
 
 def _prune_jsonl(args: argparse.Namespace, model_path: str, options: Options) -> int:
+    def prune_batch(
+        model: PruningEncoder, batch: list[tuple[int, dict[str, Any]]], invalid: _InvalidLines
+    ) -> Iterator[dict[str, Any]]:
+        return _prune_batch(model, batch, options, invalid)
+
+    return _map_jsonl(args, model_path, "Pruning", PRUNE_FIELDS, args.batch_size, prune_batch)
+
+
+_Transform = Callable[
+    [PruningEncoder, list[tuple[int, dict[str, Any]]], "_InvalidLines"], Iterable[dict[str, Any]]
+]
+
+
+def _map_jsonl(
+    args: argparse.Namespace,
+    model_path: str,
+    desc: str,
+    fields: dict[str, str],
+    chunk_size: int,
+    transform: _Transform,
+) -> int:
+    """Write ``transform``'s records for the valid --input lines, ``chunk_size`` at a time."""
     invalid = _InvalidLines("<stdin>" if args.input == "-" else args.input)
     # The output is opened before the model loads, to fail fast on a path that cannot be written.
     with _open_input(args.input) as source, _open_output(args.output) as out:
         model = _load_model(model_path, args)
-        lines = _progress(source, args.input, "Pruning", quiet=args.quiet)
+        lines = _progress(source, args.input, desc, quiet=args.quiet)
         with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
-            for batch in _chunks(_records(lines, invalid), args.batch_size):
-                for record in _prune_batch(model, batch, options, invalid):
+            for chunk in _chunks(_records(lines, invalid, fields), chunk_size):
+                for record in transform(model, chunk, invalid):
                     out.write(json.dumps(record) + "\n")
                 out.flush()
     return EXIT_INVALID_INPUT if invalid.count else EXIT_OK
@@ -260,7 +282,7 @@ class _InvalidLines:
 
 
 def _records(
-    lines: Iterable[bytes], invalid: _InvalidLines, fields: dict[str, str] = PRUNE_FIELDS
+    lines: Iterable[bytes], invalid: _InvalidLines, fields: dict[str, str]
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The valid records with their line numbers; blank lines are skipped, invalid ones reported."""
     for number, line in enumerate(lines, start=1):
@@ -401,19 +423,20 @@ def _rank(args: argparse.Namespace) -> int:
             for entry in ranking:
                 print(f"{entry['score']:.4f}\t{entry['corpus_id'] + 1}\t{entry['text']}")
         return EXIT_OK
-    invalid = _InvalidLines("<stdin>" if args.input == "-" else args.input)
-    with _open_input(args.input) as source, _open_output(args.output) as out:
-        model = _load_model(model_path, args)
-        lines = _progress(source, args.input, "Ranking", quiet=args.quiet)
-        with logging_redirect_tqdm(loggers=[logging.getLogger(__package__)], tqdm_class=tqdm):
-            for number, record in _records(lines, invalid, RANK_FIELDS):
-                try:
-                    ranking = model.rank(record["query"], record["documents"], **options)
-                except ValueError as exc:
-                    invalid.report(number, f"cannot rank: {exc}")
-                    continue
-                out.write(json.dumps({**record, "ranking": ranking}) + "\n")
-    return EXIT_INVALID_INPUT if invalid.count else EXIT_OK
+
+    def rank_one(
+        model: PruningEncoder, chunk: list[tuple[int, dict[str, Any]]], invalid: _InvalidLines
+    ) -> Iterator[dict[str, Any]]:
+        [(number, record)] = chunk
+        try:
+            ranking = model.rank(record["query"], record["documents"], **options)
+        except ValueError as exc:
+            invalid.report(number, f"cannot rank: {exc}")
+            return
+        yield {**record, "ranking": ranking}
+
+    # One query per call: rank() already batches a query's documents.
+    return _map_jsonl(args, model_path, "Ranking", RANK_FIELDS, 1, rank_one)
 
 
 def _model_path(given: str | None) -> str:
