@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_process.py"
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 METHODS = {"CrossEncoder", "predict", "process", "onnx", "int8"}
 
 
-def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
-    output = tmp_path / "results.json"
+def run_script(name: str, *args: str) -> str:
+    """Runs ``benchmarks/NAME`` offline; fails the test if it fails; returns its stdout."""
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--small", "--json", str(output)],
+        [sys.executable, str(BENCHMARKS / name), *args],
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -23,7 +23,12 @@ def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "process/CE" in completed.stdout
+    return completed.stdout
+
+
+def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    assert "process/CE" in run_script("bench_process.py", "--small", "--json", str(output))
     results = json.loads(output.read_text())
     assert {(row["summaries"], row["batch"]) for row in results["grid"]} == {
         (1, 1),
@@ -41,15 +46,6 @@ def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
 
 
 def test_load_script_stops_by_itself_without_errors() -> None:
-    script = SCRIPT.with_name("load_service.py")
-    completed = subprocess.run(
-        [sys.executable, str(script), "--clients", "2", "--requests", "2"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "4 requests from 2 clients" in completed.stdout
-    assert "0 errors" in completed.stdout
+    report = run_script("load_service.py", "--clients", "2", "--requests", "2")
+    assert "4 requests from 2 clients" in report
+    assert "0 errors" in report

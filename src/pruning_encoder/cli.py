@@ -189,14 +189,18 @@ def _add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="P",
         help="keep a sentence whose keep-probability exceeds this (default: the model's)",
     )
-    prune.add_argument("--json", action="store_true", help="print the full result as JSON")
-    prune.add_argument(
+    _output_options(prune, "the full result")
+    prune.set_defaults(handler=_prune)
+
+
+def _output_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+    parser.add_argument(
         "--output",
         metavar="JSONL",
         default="-",
         help="where the --input results go, written atomically (default, -: stdout)",
     )
-    prune.set_defaults(handler=_prune)
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -393,13 +397,7 @@ def _add_rank(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     rank.add_argument(
         "--top-k", type=_positive_int, metavar="K", help="keep the K best documents only"
     )
-    rank.add_argument("--json", action="store_true", help="print the ranking as JSON")
-    rank.add_argument(
-        "--output",
-        metavar="JSONL",
-        default="-",
-        help="where the --input results go, written atomically (default, -: stdout)",
-    )
+    _output_options(rank, "the ranking")
     rank.set_defaults(handler=_rank)
 
 
