@@ -705,10 +705,11 @@ examples:
       --question "Who wrote Hamlet?" article.txt
   {PROG} export --model my-model --ranking-model my-reranker
 
---onnx DIR writes the model in its saved layout plus {FP32_FILE} and {INT8_FILE} (int8 weights,
-dynamically quantised activations: faster on CPU, scores within about 1%); it needs
-pip install 'pruning-encoder[onnx]'. --ranking-model DIR writes the ranking model alone, which
-sentence_transformers.CrossEncoder and pipeline("text-classification") load.
+--onnx DIR writes the model in its saved layout plus {FP32_FILE} and
+{INT8_FILE} (int8 weights, dynamically quantised activations: faster on CPU, scores
+within about 1%); it needs pip install 'pruning-encoder[onnx]'. --ranking-model DIR writes the
+ranking model alone, which sentence_transformers.CrossEncoder and pipeline("text-classification")
+load.
 """
 
 
