@@ -51,6 +51,8 @@ def start_server(model: PruningEncoder) -> tuple[uvicorn.Server, threading.Threa
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("The service did not start (see the log above).")
         time.sleep(0.05)
     return server, thread, f"http://127.0.0.1:{port}/rerank"
 

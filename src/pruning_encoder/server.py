@@ -30,6 +30,8 @@ from .sentence_splitter import split_sentences
 
 DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
+# process()'s defaults for the result options the service does not expose.
+NO_EXTRAS = {"always_select_title": False, "with_probabilities": False}
 
 
 class RerankRequest(BaseModel):
@@ -250,7 +252,7 @@ def _ranks(
         if request.return_text:
             rank.text = request.texts[i]
         if request.prune:
-            pruned = _result(documents[i], None, probabilities[i], threshold, False, False)
+            pruned = _result(documents[i], None, probabilities[i], threshold, **NO_EXTRAS)
             rank.pruned_text = pruned["pruned_context"]
         ranks.append(rank)
     return ranks
@@ -264,7 +266,7 @@ def _pruned(
 ) -> PruneResponse:
     scores = None if logits is None else _positive_probability(logits)
     results = [
-        _result(doc, None if scores is None else float(scores[i]), probs, threshold, False, False)
+        _result(doc, None if scores is None else float(scores[i]), probs, threshold, **NO_EXTRAS)
         for i, (doc, probs) in enumerate(zip(documents, probabilities, strict=True))
     ]
     return PruneResponse(results=[PruneResult(**result) for result in results])
