@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +128,106 @@ def run_without_the_package(tmp_path: Path) -> Callable[[str], subprocess.Comple
         return completed
 
     return run
+
+
+# --------------------------------------------------------------------------- FanOutQA, synthetic
+
+
+def _question_ids(validation: bool, count: int) -> list[str]:
+    """Ids whose sha256 hex digest starts with an even (validation) or odd (reserved) digit."""
+    import hashlib
+
+    ids = []
+    for number in range(1000):
+        candidate = f"dev-{number}"
+        even = int(hashlib.sha256(candidate.encode()).hexdigest()[0], 16) % 2 == 0
+        if even == validation:
+            ids.append(candidate)
+        if len(ids) == count:
+            return ids
+    raise AssertionError("not enough ids")
+
+
+def _sub(title: str, question: str, answer: object, *nested: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"sub-{question}",
+        "question": question,
+        "answer": answer,
+        "evidence": {"title": title, "pageid": 1},
+        "decomposition": list(nested),
+    }
+
+
+def fanoutqa_summaries() -> list[dict[str, str]]:
+    """3 clusters of 10 summaries whose words no other cluster shares, plus 6 unrelated ones.
+
+    In cluster k, ``Evidence k`` is the evidence article; ``Near k.j`` (j = 0, 1) share 3 rare
+    words with it (its 2 nearest BM25 neighbours) and ``Far k.j`` (j = 0..6) share one (the other 7
+    of its 9 nearest).
+    """
+    rows = []
+    for k in range(3):
+        extract = (
+            f"Quorn{k} is in plim{k} and zarb{k}. The lead{k} of it is Ann{k}. "
+            f"It is {k + 1}77 vexa{k}."
+        )
+        rows.append({"title": f"Evidence {k}", "extract": extract, "topic": "Geography"})
+        for j in range(2):
+            rows.append(
+                {
+                    "title": f"Near {k}.{j}",
+                    "extract": f"Quorn{k} borders plim{k} and zarb{k}. Mote{k}x{j} is calm.",
+                    "topic": "Geography",
+                }
+            )
+        for j in range(7):
+            rows.append(
+                {
+                    "title": f"Far {k}.{j}",
+                    "extract": f"Fen{k}x{j} keeps vexa{k}. Gorp{k}x{j} sleeps.",
+                    "topic": "Arts",
+                }
+            )
+    for i in range(6):
+        rows.append(
+            {"title": f"Filler {i}", "extract": f"Filler{i} sings. Hum{i} rests.", "topic": "Arts"}
+        )
+    return rows
+
+
+def fanoutqa_dev() -> list[dict[str, Any]]:
+    """Two validation-half questions (3 single-hop cases, 2 of them pruning cases) and one of the
+    reserved half (whose sub-questions start with RESERVED)."""
+    first, second = _question_ids(True, 2)
+    (reserved,) = _question_ids(False, 1)
+    return [
+        {
+            "id": first,
+            "question": "Top question one?",
+            "answer": "x",
+            "decomposition": [
+                _sub("EVIDENCE 0", "Who is the lead0 of Quorn0?", "ann0"),
+                _sub(
+                    "No such article",
+                    "What is missing?",
+                    "nothing",
+                    _sub("evidence 1", "Who is the lead1 of Quorn1?", ["Ann1", "Bob1"]),
+                ),
+            ],
+        },
+        {
+            "id": second,
+            "question": "Top question two?",
+            "answer": 377,
+            "decomposition": [_sub("Evidence 2", "How many vexa2 has Quorn2?", 377)],
+        },
+        {
+            "id": reserved,
+            "question": "RESERVED top?",
+            "answer": "y",
+            "decomposition": [
+                _sub("Evidence 0", "RESERVED lead0 of Quorn0?", "Ann0"),
+                _sub("Near 1.0", "RESERVED mote1x0?", "calm"),
+            ],
+        },
+    ]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import fanoutqa_dev, fanoutqa_summaries
 
 from pruning_encoder import PruningEncoder
 from pruning_encoder.cli import main
@@ -280,6 +281,66 @@ def test_eval_reports_bad_data_with_file_and_line(
     data = write_lines(tmp_path / "bad.jsonl", ['{"query": "q", "texts": []}'])
     assert main(["eval", "--model", model_dir, "--data", str(data), "--no-baselines"]) == 2
     assert "bad.jsonl:1:" in capsys.readouterr().err
+
+
+def test_eval_without_data_runs_the_fanoutqa_benchmark(
+    model_dir: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pruning_encoder import wiki_data
+    from pruning_encoder.evaluation import GRID
+
+    monkeypatch.setattr(
+        wiki_data, "load_sources", lambda: (fanoutqa_summaries(), [], fanoutqa_dev())
+    )
+    output = tmp_path / "fanoutqa.json"
+    args = ["eval", "--model", model_dir, "--device", "cpu", "--output", str(output)]
+    assert main([*args, "--threshold", "0.4"]) == 0
+    out = capsys.readouterr().out
+    assert "FanOutQA validation: 3 ranking cases, 2 pruning cases; model threshold 0.40" in out
+    report = json.loads(output.read_text())
+    assert report["benchmark"] == "fanoutqa-validation"
+    assert report["threshold"] == 0.4
+    # The bi-encoder is the model's backbone, as a SentenceTransformer.
+    assert list(report["methods"]) == [
+        "model",
+        "bm25",
+        "bi-encoder",
+        "keep-all",
+        "keep-first-sentence",
+    ]
+    assert report["bi_encoder_threshold"] in GRID.tolist()
+    model_row, bi_row = report["methods"]["model"], report["methods"]["bi-encoder"]
+    # At the model's answer-kept rate, unless no grid threshold reaches it.
+    lowest = report["bi_encoder_threshold"] == 0.01
+    assert bi_row["answer_kept"] >= model_row["answer_kept"] or lowest
+    for name in report["methods"]:
+        assert name in out
+    assert "answer kept" in out and "rm distr %" in out and "rm evid %" in out
+
+    assert main(["eval", "--model", model_dir, "--device", "cpu", "--no-baselines"]) == 0
+    assert "keep-all" not in capsys.readouterr().out
+
+
+def test_eval_without_data_names_the_missing_sources(
+    model_dir: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pruning_encoder import wiki_data
+
+    def missing(name: str) -> None:
+        raise wiki_data.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(wiki_data.importlib.metadata, "distribution", missing)
+    assert main(["eval", "--model", model_dir, "--no-baselines"]) == 2
+    assert wiki_data.INSTALL in capsys.readouterr().err
+    tune = records_file(tmp_path / "tune.jsonl")
+    assert main(["eval", "--model", model_dir, "--tune-data", str(tune)]) == 2
+    assert "--tune-data goes with --data" in capsys.readouterr().err
 
 
 def test_train_names_an_unknown_config_key(

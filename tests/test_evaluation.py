@@ -161,19 +161,40 @@ def test_half_characters_rule() -> None:
     assert pruning_metrics([first], [[[(0, 3), (2, 5)]]])["sentence_recall"] == 1.0
 
 
-def test_answer_kept() -> None:
-    texts = ["Hamlet was by Shakespeare. It rains.", "It rains. Shakespeare wrote it."]
+def test_answer_kept_needs_every_answer() -> None:
+    texts = ["Hamlet was by Shakespeare in 1600. It rains.", "It rains. Shakespeare wrote it."]
     rec = Record(
         "q",
         [*texts, "Shakespeare is not relevant here."],
-        [[(0, 26)], [(10, 31)], []],
+        [[(0, 34)], [(10, 31)], []],
         labels=[1.0, 1.0, 0.0],
-        answers=["SHAKESPEARE", "nobody"],
+        answers=["SHAKESPEARE", "1600"],
     )
-    kept = [[[(0, 26)], [(0, 9)], [(0, 33)]]]  # the first keeps it, the second loses it
-    assert pruning_metrics([rec], kept)["answer_kept"] == 0.5
-    no_answers = Record("q", texts, [[(0, 26)], [(10, 31)]], labels=[1.0, 1.0])
-    assert pruning_metrics([no_answers], [[[(0, 26)], [(0, 9)]]])["answer_kept"] is None
+    # The first keeps both answers, the second loses both; irrelevant texts do not count.
+    assert pruning_metrics([rec], [[[(0, 34)], [(0, 9)], [(0, 33)]]])["answer_kept"] == 0.5
+    # Shakespeare kept without 1600 is a miss; a relevant text holding only one answer is too.
+    assert pruning_metrics([rec], [[[(0, 25)], [(0, 31)], []]])["answer_kept"] == 0.0
+    no_answers = Record("q", texts, [[(0, 34)], [(10, 31)]], labels=[1.0, 1.0])
+    assert pruning_metrics([no_answers], [[[(0, 34)], [(0, 9)]]])["answer_kept"] is None
+
+
+def test_removed_evidence_and_distractor_percentages() -> None:
+    # Evidence: "Bbbb bbbb." (10 chars) of the first text; the other 11 + 6 characters are
+    # distractors, including the irrelevant text and the relevant text's other sentence.
+    rec = Record("q", ["Aaaa aaaa. Bbbb bbbb.", "Cccc."], [[(11, 21)], []], labels=[1.0, 0.0])
+    metrics = pruning_metrics([rec], [[[(0, 21)], []]])
+    assert metrics["removed_evidence_pct"] == 0.0
+    assert metrics["removed_distractor_pct"] == pytest.approx(100 * (1 - 11 / 16))
+    metrics = pruning_metrics([rec], [[[(5, 16)], [(0, 5)]]])  # half of each sentence, all of C
+    assert metrics["removed_evidence_pct"] == pytest.approx(100 * (1 - 5 / 10))
+    assert metrics["removed_distractor_pct"] == pytest.approx(100 * (1 - (6 + 5) / 16))
+    # Pooled over records; none when there are no characters of that kind.
+    assert pruning_metrics([rec, rec], [[[(11, 21)], []], [[], []]])["removed_evidence_pct"] == 50
+    everything = Record("q", ["Aa."], [[(0, 3)]], labels=[1.0])
+    metrics = pruning_metrics([everything], [[[(0, 3)]]])
+    assert metrics["removed_distractor_pct"] is None and metrics["removed_evidence_pct"] == 0.0
+    nothing = Record("q", ["Aa."], [[]], labels=[0.0])
+    assert pruning_metrics([nothing], [[[]]])["removed_evidence_pct"] is None
 
 
 def test_removed_percentages() -> None:

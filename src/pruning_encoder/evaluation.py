@@ -22,11 +22,14 @@ micro-pooled over all texts of all records:
 - ``sentence_f1`` and ``sentence_f2``: F-beta ``(1 + b²)·tp / ((1 + b²)·tp + b²·fn + fp)``
   with b = 1 and 2 (None when the denominator is 0);
 - ``answer_kept``: over the relevant texts of records that have ``answers``, the fraction whose
-  pruned text (the kept spans, concatenated) contains any answer, case-insensitively (None if
+  pruned text (the kept spans, concatenated) contains every answer, case-insensitively (None if
   there are no such texts). A relevant text without any answer in it counts as a miss, so
   keep-all's value is the ceiling for every method;
 - ``removed_relevant_pct`` / ``removed_irrelevant_pct``: ``100 * (1 - kept characters /
-  original characters)``, both summed over the relevant / irrelevant texts (None if none).
+  original characters)``, both summed over the relevant / irrelevant texts (None if none);
+- ``removed_evidence_pct`` / ``removed_distractor_pct``: the same, over the characters inside /
+  outside the ``relevant_spans`` of every text (a relevant text's other sentences count as
+  distractors), as in the FanOutQA benchmark of :mod:`pruning_encoder.fanoutqa`.
 
 Methods: ``model`` (ranking by ``reranking_score``, None for a pruning_only model; pruning by
 ``kept_spans`` at the threshold), ``bm25`` (ranking only; one BM25 index over all unique texts
@@ -73,6 +76,8 @@ METRICS = (
     "answer_kept",
     "removed_relevant_pct",
     "removed_irrelevant_pct",
+    "removed_evidence_pct",
+    "removed_distractor_pct",
 )
 RANKING_METRICS = METRICS[:2]
 PRUNING_METRICS = METRICS[2:]
@@ -86,6 +91,8 @@ _LABELS = {
     "answer_kept": "answer kept",
     "removed_relevant_pct": "rm rel %",
     "removed_irrelevant_pct": "rm irrel %",
+    "removed_evidence_pct": "rm evid %",
+    "removed_distractor_pct": "rm distr %",
 }
 GRID = np.round(np.arange(1, 100) / 100, 2)
 _INSTALL = "pip install 'pruning-encoder[train]'"
@@ -171,6 +178,8 @@ def pruning_metrics(
     answers_found = answers_total = 0
     kept_chars = {True: 0, False: 0}
     total_chars = {True: 0, False: 0}
+    evidence = {"kept": 0, "total": 0}
+    distractor = {"kept": 0, "total": 0}
     for record, record_kept, record_units in zip(records, kept, units, strict=True):
         relevance = record.relevance
         for i, text in enumerate(record.texts):
@@ -185,15 +194,25 @@ def pruning_metrics(
             pruned = "".join(text[s:e] for s, e in spans)
             kept_chars[is_relevant] += len(pruned)
             total_chars[is_relevant] += len(text)
+            inside = merge_spans(record.relevant_spans[i])
+            inside_chars = sum(e - s for s, e in inside)
+            kept_inside = sum(_overlap(span, inside) for span in spans)
+            evidence["total"] += inside_chars
+            evidence["kept"] += kept_inside
+            distractor["total"] += len(text) - inside_chars
+            distractor["kept"] += len(pruned) - kept_inside
             if is_relevant and record.answers:
                 answers_total += 1
                 lowered = pruned.lower()
-                answers_found += any(a.lower() in lowered for a in record.answers)
+                answers_found += all(a.lower() in lowered for a in record.answers)
 
     def removed(group: bool) -> float | None:
         if not total_chars[group]:
             return None
         return 100.0 * (1.0 - kept_chars[group] / total_chars[group])
+
+    def removed_share(counts: dict[str, int]) -> float | None:
+        return 100.0 * (1.0 - counts["kept"] / counts["total"]) if counts["total"] else None
 
     return {
         "sentence_precision": tp / (tp + fp) if tp + fp else None,
@@ -203,6 +222,8 @@ def pruning_metrics(
         "answer_kept": answers_found / answers_total if answers_total else None,
         "removed_relevant_pct": removed(True),
         "removed_irrelevant_pct": removed(False),
+        "removed_evidence_pct": removed_share(evidence),
+        "removed_distractor_pct": removed_share(distractor),
     }
 
 
