@@ -25,11 +25,11 @@ def default_model() -> PruningEncoder:
     return PruningEncoder(DEFAULT_MODEL, device="cpu")
 
 
-def test_the_default_model_ships_within_10_mb() -> None:
+def test_the_default_model_ships_within_25_mb() -> None:
     assert DEFAULT_MODEL in bundled_models()
     files = [p for p in (MODELS_DIR / DEFAULT_MODEL).rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"adapter_model.safetensors", "bundle.json"}
-    assert sum(p.stat().st_size for p in files) <= 10 * 1024 * 1024
+    assert sum(p.stat().st_size for p in files) <= 25 * 1024 * 1024
     assert not [p for p in files if p.suffix in {".bin", ".pt", ".pkl"}]
 
 
@@ -42,14 +42,19 @@ def test_a_local_directory_of_the_same_name_wins(
     assert bundle_dir(DEFAULT_MODEL) is None
 
 
-def test_keeps_the_answer_and_drops_the_unrelated(default_model: PruningEncoder) -> None:
+def test_the_readme_main_command_keeps_the_louvre_sentence_alone(
+    default_model: PruningEncoder,
+) -> None:
     louvre = default_model.process("When did the Louvre open as a museum?", PARIS)
-    assert LOUVRE in louvre["pruned_context"]
-    assert CHEETAH not in louvre["pruned_context"]
-    assert louvre["compression_rate"] > 25
+    assert louvre["pruned_context"] == LOUVRE
+    assert louvre["compression_rate"] > 80
+
+
+def test_keeps_the_answer_and_drops_the_unrelated(default_model: PruningEncoder) -> None:
     cheetah = default_model.process("How fast can a cheetah run?", PARIS)
     assert SPEED in cheetah["pruned_context"]
-    assert LOUVRE not in cheetah["pruned_context"]
+    assert "Seine" not in cheetah["pruned_context"]
+    assert "population" not in cheetah["pruned_context"]
 
 
 def test_scores_relevant_contexts_above_irrelevant_ones(default_model: PruningEncoder) -> None:
@@ -79,4 +84,4 @@ def test_cli_prunes_with_the_default_model_without_model_option(
     question = "When did the Louvre open as a museum?"
     assert main(["prune", "--device", "cpu", "--question", question, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert LOUVRE in result["pruned_context"]
+    assert result["pruned_context"] == LOUVRE
