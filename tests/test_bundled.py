@@ -28,7 +28,7 @@ def default_model() -> PruningEncoder:
 def test_the_default_model_ships_within_25_mb() -> None:
     assert DEFAULT_MODEL in bundled_models()
     files = [p for p in (MODELS_DIR / DEFAULT_MODEL).rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"adapter_model.safetensors", "bundle.json"}
+    assert {p.name for p in files} >= {"model.safetensors", "bundle.json"}
     assert sum(p.stat().st_size for p in files) <= 25 * 1024 * 1024
     assert not [p for p in files if p.suffix in {".bin", ".pt", ".pkl"}]
 
@@ -42,10 +42,19 @@ def test_a_local_directory_of_the_same_name_wins(
     assert bundle_dir(DEFAULT_MODEL) is None
 
 
-def test_the_readme_main_command_keeps_the_louvre_sentence_alone(
+def test_the_readme_main_command_keeps_the_louvre_and_drops_the_cheetah(
     default_model: PruningEncoder,
 ) -> None:
     louvre = default_model.process("When did the Louvre open as a museum?", PARIS)
+    assert LOUVRE in louvre["pruned_context"]
+    assert CHEETAH not in louvre["pruned_context"]
+    assert SPEED not in louvre["pruned_context"]
+
+
+def test_a_higher_threshold_keeps_the_louvre_sentence_alone(
+    default_model: PruningEncoder,
+) -> None:
+    louvre = default_model.process("When did the Louvre open as a museum?", PARIS, threshold=0.05)
     assert louvre["pruned_context"] == LOUVRE
     assert louvre["compression_rate"] > 80
 
@@ -54,7 +63,7 @@ def test_keeps_the_answer_and_drops_the_unrelated(default_model: PruningEncoder)
     cheetah = default_model.process("How fast can a cheetah run?", PARIS)
     assert SPEED in cheetah["pruned_context"]
     assert "Seine" not in cheetah["pruned_context"]
-    assert "population" not in cheetah["pruned_context"]
+    assert "17th century" not in cheetah["pruned_context"]
 
 
 def test_scores_relevant_contexts_above_irrelevant_ones(default_model: PruningEncoder) -> None:
@@ -84,4 +93,36 @@ def test_cli_prunes_with_the_default_model_without_model_option(
     question = "When did the Louvre open as a museum?"
     assert main(["prune", "--device", "cpu", "--question", question, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["pruned_context"] == LOUVRE
+    assert LOUVRE in result["pruned_context"]
+    assert CHEETAH not in result["pruned_context"]
+
+
+def test_fine_tuned_weights_load_over_the_backbone_and_misfits_are_named(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from pruning_encoder.bundled import WEIGHTS_FILE, apply_bundle_weights
+
+    trained = PruningEncoder(tiny_backbone, device="cpu").model
+    fresh = PruningEncoder(tiny_backbone, device="cpu").model
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(0.5)
+    shipped = {
+        k: v.half().contiguous()
+        for k, v in trained.state_dict().items()
+        if "word_embeddings" not in k
+    }
+    save_file(shipped, tmp_path / WEIGHTS_FILE)
+    before = fresh.state_dict()["backbone.bert.embeddings.word_embeddings.weight"].clone()
+    loaded = apply_bundle_weights(fresh, tmp_path)
+    state = loaded.state_dict()
+    for key, value in shipped.items():
+        assert torch.equal(state[key], value.float())
+    assert torch.equal(state["backbone.bert.embeddings.word_embeddings.weight"], before)
+
+    save_file({"pruning_head.classifier.weight": torch.zeros(3, 3)}, tmp_path / WEIGHTS_FILE)
+    with pytest.raises(ValueError, match=r"does not fit the model: pruning_head\.classifier"):
+        apply_bundle_weights(fresh, tmp_path)

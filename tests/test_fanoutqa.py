@@ -211,9 +211,12 @@ def test_choose_threshold_for_answer_kept_is_the_highest_reaching_the_target() -
 def test_choose_operating_threshold_keeps_the_most_answers_that_removal_allows() -> None:
     model = ScoredModel(answer_score)
     # No removal asked: every threshold up to 0.40 keeps both answers; the lowest wins.
-    assert choose_operating_threshold(
-        model, ANSWERS, min_removed_distractor_pct=0, min_removed_evidence_pct=0
-    ) == 0.01
+    assert (
+        choose_operating_threshold(
+            model, ANSWERS, min_removed_distractor_pct=0, min_removed_evidence_pct=0
+        )
+        == 0.01
+    )
     # Dropping the 0.2 sentences removes distractors; both answers still survive up to 0.40.
     chosen = choose_operating_threshold(
         model, ANSWERS, min_removed_distractor_pct=90, min_removed_evidence_pct=0

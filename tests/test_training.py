@@ -250,7 +250,7 @@ def test_command_line_overrides_apply(tmp_path: Path, tiny_backbone: Path) -> No
 def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_config(
     tmp_path: Path, tiny_backbone: Path
 ) -> None:
-    from pruning_encoder.bundled import apply_adapter, read_bundle
+    from pruning_encoder.bundled import apply_bundle_weights, read_bundle
     from pruning_encoder.train import train
 
     raw = config_dict(tmp_path, tiny_backbone)
@@ -265,7 +265,7 @@ def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_confi
     assert bundle["max_seq_length"] == 64
     torch.manual_seed(1)  # different random heads: the adapter must bring them
     rebuilt = PruningEncoder(tiny_backbone, max_length=64, device="cpu")
-    rebuilt.model = apply_adapter(rebuilt.model, run / "adapter")  # type: ignore[assignment]
+    rebuilt.model = apply_bundle_weights(rebuilt.model, run / "adapter")  # type: ignore[assignment]
     expected = model.process("where is the cat?", TEXT, return_sentence_probabilities=True)
     got = rebuilt.process("where is the cat?", TEXT, return_sentence_probabilities=True)
     assert got["sentence_probabilities"] == pytest.approx(expected["sentence_probabilities"])

