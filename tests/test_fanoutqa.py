@@ -16,7 +16,6 @@ from conftest import fanoutqa_dev, fanoutqa_summaries
 from pruning_encoder import PruningEncoder
 from pruning_encoder.benchmark import (
     FANOUTQA_METRICS,
-    choose_operating_threshold,
     choose_threshold_for_answer_kept,
     evaluate_fanoutqa,
 )
@@ -206,36 +205,6 @@ def test_choose_threshold_for_answer_kept_is_the_highest_reaching_the_target() -
         kept = evaluate(model, ANSWERS, threshold=chosen, baselines=False)["methods"]["model"]
         above = evaluate(model, ANSWERS, threshold=next_grid(chosen), baselines=False)["methods"]
         assert kept["answer_kept"] >= target > above["model"]["answer_kept"]
-
-
-def test_choose_operating_threshold_keeps_the_most_answers_that_removal_allows() -> None:
-    model = ScoredModel(answer_score)
-    # No removal asked: every threshold up to 0.40 keeps both answers; the lowest wins.
-    assert (
-        choose_operating_threshold(
-            model, ANSWERS, min_removed_distractor_pct=0, min_removed_evidence_pct=0
-        )
-        == 0.01
-    )
-    # Dropping the 0.2 sentences removes distractors; both answers still survive up to 0.40.
-    chosen = choose_operating_threshold(
-        model, ANSWERS, min_removed_distractor_pct=90, min_removed_evidence_pct=0
-    )
-    assert chosen == 0.20
-    row = evaluate(model, ANSWERS, threshold=chosen, baselines=False)["methods"]["model"]
-    assert row["answer_kept"] == 1.0 and row["removed_distractor_pct"] >= 90
-    # Removing half of the evidence loses the second answer: one of two survives.
-    chosen = choose_operating_threshold(
-        model, ANSWERS, min_removed_distractor_pct=0, min_removed_evidence_pct=40
-    )
-    row = evaluate(model, ANSWERS, threshold=chosen, baselines=False)["methods"]["model"]
-    assert row["answer_kept"] == 0.5 and row["removed_evidence_pct"] >= 40
-    assert (
-        choose_operating_threshold(
-            model, ANSWERS, min_removed_distractor_pct=101, min_removed_evidence_pct=0
-        )
-        is None
-    )
 
 
 def test_choose_threshold_for_answer_kept_none_when_unreachable() -> None:

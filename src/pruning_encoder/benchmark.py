@@ -44,7 +44,6 @@ from .sentence_splitter import Span
 
 __all__ = [
     "FANOUTQA_METRICS",
-    "choose_operating_threshold",
     "choose_threshold_for_answer_kept",
     "evaluate_fanoutqa",
     "load_fanoutqa_validation",
@@ -157,64 +156,6 @@ def choose_threshold_for_answer_kept(
         records, spans, probabilities, strict=True, kept_spans=_kept_spans
     )
     return _highest_reaching(curve, target)
-
-
-def choose_operating_threshold(
-    model: Any,
-    records: Sequence[Record],
-    *,
-    min_removed_distractor_pct: float = 70.0,
-    min_removed_evidence_pct: float = 30.0,
-    batch_size: int = 32,
-    show_progress_bar: bool | None = None,
-) -> float | None:
-    """The grid threshold that keeps the most answers while removing enough text.
-
-    Among the thresholds of the grid (0.01 ... 0.99) at which the model removes at least
-    ``min_removed_distractor_pct`` percent of the distractor characters and
-    ``min_removed_evidence_pct`` percent of the evidence characters of ``records``, the one with
-    the highest ``answer_kept`` (ties: the lowest threshold, which keeps the most). The defaults
-    are the removal targets of the bundled model (70% and 30%, FanOutQA validation half). Use
-    validation records only. One ``process(..., return_sentence_probabilities=True)`` pass; the
-    metrics are those of :func:`~pruning_encoder.evaluation.pruning_metrics`.
-
-    Returns:
-        The threshold, or None when no grid threshold removes enough text (or no relevant text
-        has answers).
-    """
-    records = list(records)
-    results = _run_model(
-        model,
-        records,
-        threshold=None,
-        batch_size=batch_size,
-        probabilities=True,
-        show_progress_bar=show_progress_bar,
-    )
-    units = _units(records)
-    best: tuple[float, float] | None = None
-    for threshold in GRID:
-        kept = [
-            [
-                _kept_spans(
-                    text,
-                    [tuple(span) for span in result["sentence_spans"]],
-                    np.asarray(result["sentence_probabilities"]) > threshold,
-                )
-                for text, result in zip(record.texts, group, strict=True)
-            ]
-            for record, group in zip(records, results, strict=True)
-        ]
-        metrics = pruning_metrics(records, kept, units)
-        answers = metrics["answer_kept"]
-        if (
-            answers is not None
-            and (metrics["removed_distractor_pct"] or 0.0) >= min_removed_distractor_pct
-            and (metrics["removed_evidence_pct"] or 0.0) >= min_removed_evidence_pct
-            and (best is None or answers > best[1] + _TOLERANCE)
-        ):
-            best = (float(threshold), answers)
-    return None if best is None else best[0]
 
 
 def _row(
