@@ -85,3 +85,18 @@ def test_process_on_a_real_context(minilm_saved: tuple[PruningEncoder, Path]) ->
     long_context = " ".join([CONTEXT] * 40)
     long = model.process("What is the capital of France?", long_context, threshold=0.0)
     assert long["pruned_context"] == long_context
+
+
+def test_the_exported_ranker_reads_the_models_window(minilm_path: Path, tmp_path: Path) -> None:
+    model = PruningEncoder(minilm_path, max_length=48, device="cpu")
+    model.save_pretrained(tmp_path / "model", export_ranking_model=True)
+    model.export_ranking_model(tmp_path / "ranker")
+    question = "What is the capital of France?"
+    for path in ("model/ranking_model", "model/ranking_model_standalone", "ranker"):
+        ranker = CrossEncoder(str(tmp_path / path), device="cpu")
+        assert ranker.max_seq_length == 48
+        assert AutoTokenizer.from_pretrained(tmp_path / path).model_max_length == 48
+        # A pair that fits one 48-token window scores the same on both sides.
+        fits = (question, "Paris is the capital and largest city of France.")
+        np.testing.assert_allclose(ranker.predict([fits]), model.predict([fits]), atol=1e-5)
+    assert AutoTokenizer.from_pretrained(tmp_path / "model").model_max_length == 48

@@ -227,3 +227,33 @@ def test_saved_layout_is_the_spec(saved: Path) -> None:
     assert not list(saved.glob("*.safetensors"))
     assert not list(saved.rglob("*.bin")) and not list(saved.rglob("*.pt"))
     assert not (saved / "ranking_model_standalone").exists()
+
+
+def test_a_model_loaded_with_remote_code_saves_a_complete_folder(
+    tiny_model: PruningEncoder,
+    saved: Path,
+    tmp_path: Path,
+    run_without_the_package: Callable[[str], subprocess.CompletedProcess[str]],
+) -> None:
+    again = tmp_path / "again"
+    script = textwrap.dedent(
+        f"""
+        import json
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(saved)!r}, trust_remote_code=True)
+        model.save_pretrained({str(again)!r})
+        reloaded = AutoModel.from_pretrained({str(again)!r}, trust_remote_code=True)
+        result = reloaded.process("what is paris?", "Paris is big. Cats purr.", threshold=0.5)
+        print(json.dumps(result))
+        """
+    )
+    run = run_without_the_package(script)
+    assert run.returncode == 0, run.stderr
+    expected = tiny_model.process("what is paris?", "Paris is big. Cats purr.", threshold=0.5)
+    assert (
+        json.loads(run.stdout.strip().splitlines()[-1])["pruned_context"]
+        == (expected["pruned_context"])
+    )
+    assert (again / "pipeline_context_pruning.py").read_bytes() == (
+        saved / "pipeline_context_pruning.py"
+    ).read_bytes()

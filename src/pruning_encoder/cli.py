@@ -485,6 +485,8 @@ def _open_output(path: str) -> Iterator[TextIO]:
         yield sys.stdout
         return
     target = Path(path)
+    if target.is_dir():
+        raise CliError(f"cannot write {path}: it is a folder; give a file name")
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         # "x" rather than tempfile.mkstemp: the file gets the umask's mode, not 0600.

@@ -19,6 +19,7 @@ import copy
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,23 +82,76 @@ def backbone_dir_name(mode: str) -> str:
     return "ranking_model" if mode == "reranking_pruning" else "encoder_model"
 
 
+# Folders that only this package writes into a saved model: a save that does not write one of
+# them removes the earlier one, which no longer matches the new weights.
+OWN_FOLDERS = frozenset(
+    {"ranking_model", "encoder_model", PRUNING_HEAD_DIR, "ranking_model_standalone", "onnx"}
+)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temporary directory that replaces ``target`` only if the block succeeds."""
+    """Yield an empty staging folder whose entries are moved into ``target`` if the block succeeds.
+
+    ``target`` is created if missing. Each entry replaces the one of the same name by a rename
+    (a folder as a whole), so readers see the old file or the new one, never half of one; folders
+    of :data:`OWN_FOLDERS` that this save did not write are removed. Everything else in
+    ``target`` — a training log, checkpoints, the user's files — is left as it is, and a failure
+    inside the block leaves ``target`` untouched.
+
+    Raises:
+        NotADirectoryError: ``target`` exists and is not a folder.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"Cannot save into {target}: it is a file, not a folder.")
+    # Staged beside a new target, inside an existing one: one file system, so renames hold.
+    home = target if target.is_dir() else target.parent
+    home.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".saving.", dir=home))
     try:
         yield staging
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            target.rename(retired / target.name)
-            staging.rename(target)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(target)
+        target.mkdir(exist_ok=True)  # with the umask's mode, unlike mkdtemp's 0700
+        _follow_umask(staging)
+        written = {entry.name for entry in staging.iterdir()}
+        for name in sorted(written):
+            _replace(staging / name, target / name)
+        for name in OWN_FOLDERS - written:
+            if (target / name).is_dir():
+                shutil.rmtree(target / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def save_tokenizer(tokenizer: Any, directory: Path, window: int) -> None:
+    """Save ``tokenizer`` with ``model_max_length`` = the model's window (tokens), so that what
+    loads it alone — ``CrossEncoder``, ``pipeline("text-classification")`` — truncates where the
+    model's windows end instead of at the backbone's 512 positions."""
+    tokenizer.save_pretrained(directory)
+    path = directory / "tokenizer_config.json"
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    settings["model_max_length"] = window
+    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the mode a new file gets (some writers use 0600)."""
+    probe = folder / ".mode"
+    probe.open("x").close()  # the umask applied, read back without changing it
+    mode = stat.S_IMODE(probe.stat().st_mode)
+    probe.unlink()
+    for path in folder.rglob("*"):
+        path.chmod(mode | (mode & 0o444) >> 2 if path.is_dir() else mode)
+
+
+def _replace(source: Path, destination: Path) -> None:
+    if not destination.is_dir():
+        os.replace(source, destination)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=".replaced.", dir=destination.parent))
+    destination.rename(retired / destination.name)
+    source.rename(destination)
+    shutil.rmtree(retired)
 
 
 class PruningHead(nn.Module):
@@ -285,11 +339,23 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         save_file(head_state, head_dir / WEIGHTS_NAME, metadata={"format": "pt"})
         here = Path(__file__).parent
         for name in SOURCE_FILES:
-            shutil.copyfile(here / name, directory / name)
+            source = here / name
+            if not source.is_file():
+                # Loaded with trust_remote_code: transformers' module cache holds only what this
+                # file imports, so the rest comes from the folder the model was loaded from.
+                found = cached_file(self.name_or_path, name) if self.name_or_path else None
+                if found is None:
+                    raise FileNotFoundError(
+                        f"Cannot save: {name} is neither here nor in the "
+                        f"folder the model was loaded from ({self.name_or_path})."
+                    )
+                source = Path(found)
+            shutil.copyfile(source, directory / name)
         # A model loaded from disk loads its tokenizer lazily: saving it must not lose it.
         if self._tokenizer is not None or self.name_or_path:
-            self.tokenizer.save_pretrained(directory)
-            self.tokenizer.save_pretrained(backbone_dir)
+            window = int(config.max_seq_length)
+            save_tokenizer(self.tokenizer, directory, window)
+            save_tokenizer(self.tokenizer, backbone_dir, window)
 
     @classmethod
     def from_pretrained(  # type: ignore[override]

@@ -31,6 +31,7 @@ from .modeling_pruning_encoder import (
     PruningEncoderPreTrainedModel,
     atomic_directory,
     load_config,
+    save_tokenizer,
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
 from .sentence_splitter import split_sentences
@@ -294,7 +295,7 @@ class PruningEncoder(nn.Module):
     def _write_ranking_export(self, directory: Path, destination: str) -> None:
         model = self._torch_model("export_ranking_model()")
         model.backbone.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        save_tokenizer(self.tokenizer, directory, int(model.config.max_seq_length))
         metadata = {
             "exported_from": "PruningEncoder",
             "original_capabilities": {"ranking": True, "pruning": True},
