@@ -409,7 +409,9 @@ def _rank(args: argparse.Namespace) -> int:
     model_path = _model_path(args.model)
     options: Options = {"top_k": args.top_k, "batch_size": args.batch_size}
     if args.query is not None:
-        documents = [line for line in _read_text(args.documents or "-").splitlines() if line]
+        documents = [
+            line for line in _read_text(args.documents or "-").splitlines() if line.strip()
+        ]
         model = _load_model(model_path, args)
         try:
             ranking = model.rank(args.query, documents, return_documents=True, **options)

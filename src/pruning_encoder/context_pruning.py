@@ -102,6 +102,34 @@ def _pack_windows(
     return windows
 
 
+def check_threshold(threshold: Any) -> float:
+    """``threshold`` as a float in [0, 1]; the one rule of every surface (Python, CLI, service,
+    pipeline, integrations).
+
+    Raises:
+        TypeError: Not a real number (``True`` is refused, not read as 1.0).
+        ValueError: Outside [0, 1].
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.floating):
+        raise TypeError(f"threshold must be a number in [0, 1], got {threshold!r}.")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}.")
+    return float(threshold)
+
+
+def check_top_k(top_k: Any, name: str = "top_k") -> int | None:
+    """``top_k`` as None (everything) or a positive integer; the rule of every surface.
+
+    Raises:
+        ValueError: Not an integer (``True`` is refused), or zero or negative.
+    """
+    if top_k is None:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {top_k!r}.")
+    return int(top_k)
+
+
 class ContextPruningMixin:
     """Adds ``process()`` and ``score_documents()`` to a PruningEncoder model."""
 
@@ -163,11 +191,10 @@ class ContextPruningMixin:
             >>> sorted(result)
             ['compression_rate', 'kept_spans', 'pruned_context', 'reranking_score']
         """
-        threshold = self.config.default_threshold if threshold is None else threshold
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be within [0, 1], got {threshold}.")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, got {top_k}.")
+        threshold = check_threshold(
+            self.config.default_threshold if threshold is None else threshold
+        )
+        check_top_k(top_k)
         if (reorder or top_k) and not self.config.has_ranking_head:
             raise ValueError("reorder and top_k need reranking scores: this model is pruning_only.")
 

@@ -122,6 +122,8 @@ class ContextPruningPipeline(Pipeline):
             )
         if isinstance(inputs, tuple):
             inputs = list(inputs)
+        if isinstance(inputs, list) and not inputs:
+            return []  # as process(question, []) does
         return cast(Output | list[Output], super().__call__(inputs, **kwargs))
 
     def _sanitize_parameters(
@@ -139,10 +141,16 @@ class ContextPruningPipeline(Pipeline):
         return preprocess, options, {}
 
     def preprocess(self, input_: Any, presplit: bool = False) -> dict[str, Any]:  # type: ignore[override]
-        if not isinstance(input_, dict) or not {"question", "context"} <= input_.keys():
+        if not isinstance(input_, dict):
             raise TypeError(
                 'Each input must be a dict {"question": ..., "context": ...}, '
                 f"got {type(input_).__name__}."
+            )
+        missing = [key for key in ("question", "context") if key not in input_]
+        if missing:
+            raise ValueError(
+                f"An input misses {' and '.join(repr(k) for k in missing)}: each input must be "
+                f'{{"question": ..., "context": ...}}, got the keys {sorted(input_)}.'
             )
         question, context = input_["question"], input_["context"]
         if not isinstance(question, str):

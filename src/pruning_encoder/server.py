@@ -15,16 +15,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from . import __version__
-from .context_pruning import Document, _positive_probability, _result
+from .context_pruning import Document, _positive_probability, _result, check_threshold
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 
@@ -32,6 +32,17 @@ DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
 # process()'s defaults for the result options the service does not expose.
 NO_EXTRAS = {"always_select_title": False, "with_probabilities": False}
+
+
+def _threshold(value: Any) -> float | None:
+    """The rule of every surface (check_threshold): ``true`` is refused, not read as 1.0."""
+    try:
+        return None if value is None else check_threshold(value)
+    except TypeError as error:  # pydantic turns ValueErrors, not TypeErrors, into a 422
+        raise ValueError(str(error)) from None
+
+
+Threshold = Annotated[float | None, BeforeValidator(_threshold)]
 
 
 class RerankRequest(BaseModel):
@@ -45,7 +56,7 @@ class RerankRequest(BaseModel):
         default=False, description="Accepted for TEI compatibility: long texts are read whole."
     )
     prune: bool = False
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    threshold: Threshold = None
 
 
 class Rank(BaseModel):
@@ -58,7 +69,7 @@ class Rank(BaseModel):
 class PruneRequest(BaseModel):
     question: str
     contexts: list[str]
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    threshold: Threshold = None
 
 
 class PruneResult(BaseModel):
@@ -220,7 +231,7 @@ def create_app(
     async def info() -> dict[str, Any]:
         config = model.config
         return {
-            "model_id": model_id or config.name_or_path,
+            "model_id": model_id or model.name_or_path,
             "model_type": "pruning_encoder",
             "mode": config.mode,
             "backend": model.backend,

@@ -14,8 +14,9 @@ except ImportError as error:
     ) from error
 
 from ..bundled import DEFAULT_MODEL
+from ..context_pruning import check_top_k
 from ..pruning_encoder import PruningEncoder
-from .rank_and_prune import check_model, check_top_n, load_model, rank_and_prune
+from .rank_and_prune import check_model, load_model, rank_and_prune
 
 
 @component
@@ -55,7 +56,7 @@ class PruningEncoderRanker:
         batch_size: int = 32,
     ) -> None:
         check_model(model)
-        check_top_n(top_k, "top_k")
+        check_top_k(top_k)
         self.model = model
         self.top_k = top_k
         self.threshold = threshold

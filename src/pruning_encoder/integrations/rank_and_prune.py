@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..context_pruning import check_top_k
 from ..pruning_encoder import PruningEncoder
 
 
@@ -20,11 +21,6 @@ def load_model(model: PruningEncoder | str) -> PruningEncoder:
     if isinstance(model, PruningEncoder):
         return model
     return PruningEncoder.from_pretrained(model)
-
-
-def check_top_n(top_n: int | None, name: str) -> None:
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {top_n!r}.")
 
 
 def rank_and_prune(
@@ -45,7 +41,7 @@ def rank_and_prune(
     """
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}.")
-    check_top_n(top_n, top_n_name)
+    check_top_k(top_n, top_n_name)
     ranking = model.config.has_ranking_head
     if top_n is not None and not ranking:
         raise ValueError(f"{top_n_name} needs reranking scores, but this model is pruning_only.")
