@@ -130,11 +130,23 @@ def check_top_k(top_k: Any, name: str = "top_k") -> int | None:
     return int(top_k)
 
 
+def _question_limit(max_length: int, template: _Template) -> int:
+    """Tokens a question (and title) may take: a window keeps at least min(16, max_length / 4)
+    tokens for the context besides the special tokens."""
+    return max_length - template.num_special - min(16, max_length // 4)
+
+
 class ContextPruningMixin:
     """Adds ``process()`` and ``score_documents()`` to a PruningEncoder model."""
 
     config: Any
     tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def question_token_limit(self) -> int:
+        """The most tokens a question (with its title) may take; a longer one raises ValueError
+        in ``process()``, since too little of each ``max_seq_length`` window would remain."""
+        return _question_limit(int(self.config.max_seq_length), _Template.of(self.tokenizer))
 
     def process(
         self,
@@ -335,11 +347,13 @@ class ContextPruningMixin:
         windows: list[_Window] = []
         sentence_base = np.cumsum([0] + [len(doc.spans) for doc in chunk])
         for d, doc in enumerate(chunk):
-            budget = max_length - template.num_special - len(questions[d]) - len(titles[d])
-            if budget < min(16, max_length // 4):
+            taken = len(questions[d]) + len(titles[d])
+            budget = max_length - template.num_special - taken
+            if taken > _question_limit(max_length, template):
                 raise ValueError(
-                    f"The question (and title) take {len(questions[d]) + len(titles[d])} tokens, "
-                    f"leaving too little of max_length={max_length} for the context."
+                    f"The question (and title) take {taken} tokens, leaving too little of "
+                    f"max_length={max_length} for the context: at most "
+                    f"{_question_limit(max_length, template)} fit."
                 )
             if not doc.spans:  # nothing to keep: score the empty document
                 windows.append(_Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .context_pruning import Document, _positive_probability, _result, check_threshold
@@ -123,6 +124,16 @@ class Batcher:
         await self._queue.put(job)
         return await job.done
 
+    async def _score_alone(self, job: _Job) -> None:
+        try:
+            result = await asyncio.to_thread(
+                self.model.model.score_documents, job.documents, show_progress_bar=False
+            )
+        except Exception as error:
+            job.done.set_exception(error)
+        else:
+            job.done.set_result(result)
+
     async def _run(self) -> None:
         while True:
             jobs = [await self._queue.get()]
@@ -135,9 +146,12 @@ class Batcher:
                 logits, probabilities = await asyncio.to_thread(
                     self.model.model.score_documents, documents, show_progress_bar=False
                 )
-            except Exception as error:  # each waiting request gets the failure
-                for job in jobs:
-                    job.done.set_exception(error)
+            except Exception as error:
+                if len(jobs) == 1:
+                    jobs[0].done.set_exception(error)
+                else:  # one request's fault must not fail the others: retry each alone
+                    for job in jobs:
+                        await self._score_alone(job)
                 continue
             start = 0
             for job in jobs:
@@ -181,6 +195,19 @@ def create_app(
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return JSONResponse({"error": error.message, "error_type": error.kind}, error.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        # e.g. a body that is not UTF-8: FastAPI's own {"detail": ...} in our error shape
+        return JSONResponse(
+            {"error": str(error.detail), "error_type": "Validation"}, error.status_code
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"error": f"{type(error).__name__}: {error}", "error_type": "Internal"}, 500
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
@@ -208,7 +235,7 @@ def create_app(
             raise ServiceError(422, "This model is pruning_only: it gives no scores.")
         check(request.texts, request.query, "texts")
         # Splitting and joining cost time in proportion to the text: keep them off the loop too.
-        documents = await asyncio.to_thread(_documents, request.query, request.texts)
+        documents = await asyncio.to_thread(_documents, model, request.query, request.texts)
         logits, probabilities = await batcher.score(documents)
         assert logits is not None
         threshold = threshold_of(request.threshold)
@@ -218,7 +245,7 @@ def create_app(
     async def prune(request: PruneRequest) -> PruneResponse:
         """Each context scored and pruned for the question, in input order, as ``process()``."""
         check(request.contexts, request.question, "contexts")
-        documents = await asyncio.to_thread(_documents, request.question, request.contexts)
+        documents = await asyncio.to_thread(_documents, model, request.question, request.contexts)
         logits, probabilities = await batcher.score(documents)
         threshold = threshold_of(request.threshold)
         return await asyncio.to_thread(_pruned, documents, logits, probabilities, threshold)
@@ -245,7 +272,17 @@ def create_app(
     return app
 
 
-def _documents(question: str, texts: list[str]) -> list[Document]:
+def _documents(model: PruningEncoder, question: str, texts: list[str]) -> list[Document]:
+    """The request's documents; a question too long for the model's window is refused here,
+    before it joins a batch of other requests (413)."""
+    tokens = len(model.tokenizer(question, add_special_tokens=False)["input_ids"])
+    limit = model.model.question_token_limit
+    if tokens > limit:
+        raise ServiceError(
+            413,
+            f"The question takes {tokens} tokens: at most {limit} fit the model's "
+            f"{model.max_length}-token window with room for the context.",
+        )
     return [Document(question, text, split_sentences(text)) for text in texts]
 
 
