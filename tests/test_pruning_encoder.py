@@ -141,3 +141,22 @@ def test_a_loaded_model_saved_again_keeps_its_tokenizer(
     PruningEncoder(tmp_path / "first").save_pretrained(tmp_path / "second")
     again = PruningEncoder(tmp_path / "second")
     assert again.tokenizer("paris")["input_ids"] == tiny_model.tokenizer("paris")["input_ids"]
+
+
+def test_a_new_model_warns_once_that_its_heads_are_untrained(
+    tiny_backbone: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pruning_encoder.pruning_encoder._WARNED_UNTRAINED", set())
+    with caplog.at_level("WARNING", logger="pruning_encoder.pruning_encoder"):
+        model = PruningEncoder(tiny_backbone, device="cpu")
+        PruningEncoder(tiny_backbone, device="cpu")
+    warnings = [r for r in caplog.records if "heads are untrained" in r.getMessage()]
+    assert len(warnings) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pruning_encoder.pruning_encoder"):
+        model.save_pretrained(tmp_path / "saved")
+        PruningEncoder(tmp_path / "saved", device="cpu")
+    assert not [r for r in caplog.records if "untrained" in r.getMessage()]

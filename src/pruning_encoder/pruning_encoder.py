@@ -108,6 +108,7 @@ class PruningEncoder(nn.Module):
             self.model = _build(
                 path, mode, num_labels, max_length, default_threshold, pruning_dropout
             )
+            _warn_untrained(path)
         self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.eval()
 
@@ -332,6 +333,21 @@ def _is_pruning_encoder(path: str) -> bool:
         return AutoConfig.from_pretrained(path).model_type == "pruning_encoder"
     except (OSError, ValueError):
         return False
+
+
+_WARNED_UNTRAINED: set[str] = set()
+
+
+def _warn_untrained(path: str) -> None:
+    """Once per backbone and process: a new model's heads are random until it is trained."""
+    if path not in _WARNED_UNTRAINED:
+        _WARNED_UNTRAINED.add(path)
+        logger.warning(
+            "New PruningEncoder on %s: its ranking and pruning heads are untrained (random), so "
+            "its scores and pruning mean nothing until it is trained (pruning-encoder train). "
+            "For a trained model, load a saved one or the bundled 'minilm-l6-wiki'.",
+            path,
+        )
 
 
 def _build(
