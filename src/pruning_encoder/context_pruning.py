@@ -332,6 +332,7 @@ class ContextPruningMixin:
     ) -> tuple[np.ndarray | None, list[np.ndarray]]:
         tokenizer = self.tokenizer
         max_length = int(self.config.max_seq_length)
+        limit = _question_limit(max_length, template)
         questions = tokenizer(
             [doc.question for doc in chunk], add_special_tokens=False, verbose=False
         )["input_ids"]
@@ -349,11 +350,11 @@ class ContextPruningMixin:
         for d, doc in enumerate(chunk):
             taken = len(questions[d]) + len(titles[d])
             budget = max_length - template.num_special - taken
-            if taken > _question_limit(max_length, template):
+            if taken > limit:
                 raise ValueError(
                     f"The question (and title) take {taken} tokens, leaving too little of "
                     f"max_length={max_length} for the context: at most "
-                    f"{_question_limit(max_length, template)} fit."
+                    f"{limit} fit."
                 )
             if not doc.spans:  # nothing to keep: score the empty document
                 windows.append(_Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
