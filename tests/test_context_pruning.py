@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pruning_encoder import PruningEncoder, split_sentences
-from pruning_encoder.context_pruning import Document, _kept_spans, _pack_windows, _result
+from pruning_encoder.context_pruning import Document, _kept_spans, _pack_windows, prune_group
 
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
 RESULT_KEYS = {"pruned_context", "reranking_score", "compression_rate", "kept_spans"}
@@ -121,7 +121,14 @@ def test_threshold_ends_and_default(tiny_model: PruningEncoder) -> None:
 def test_title_first_sentence(probabilities: list[float], always: bool, expected: str) -> None:
     text = "Paris. Paris is big. Cats purr."
     doc = Document("q", text, [(0, 6), (7, 20), (21, 31)], first_sentence_is_title=True)
-    result = _result(doc, 0.5, np.array(probabilities), 0.5, always, False)
+    [result] = prune_group(
+        None,  # type: ignore[arg-type]  # no budget: nothing to count
+        [doc],
+        [0.5],
+        [np.array(probabilities)],
+        threshold=0.5,
+        always_select_title=always,
+    )
     assert result["pruned_context"] == expected
 
 

@@ -214,6 +214,7 @@ def test_saved_layout_is_the_spec(saved: Path) -> None:
         "configuration_pruning_encoder.py",
         "context_pruning.py",
         "sentence_splitter.py",
+        "token_budget.py",
         "tokenizer.json",
         "README.md",
         "ranking_model/model.safetensors",

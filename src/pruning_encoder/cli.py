@@ -189,6 +189,13 @@ def _add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="P",
         help="keep a sentence whose keep-probability exceeds this (default: the model's)",
     )
+    prune.add_argument(
+        "--max-tokens",
+        type=_token_budget,
+        metavar="N",
+        help="a token budget: of the sentences above the threshold, keep the most probable that "
+        "fit N tokens of the model's tokenizer (adds kept_tokens to JSON results)",
+    )
     _output_options(prune, "the full result")
     prune.set_defaults(handler=_prune)
 
@@ -208,6 +215,7 @@ def _prune(args: argparse.Namespace) -> int:
     model_path = _model_path(args.model)
     options: Options = {
         "threshold": args.threshold,
+        "max_tokens": args.max_tokens,
         "batch_size": args.batch_size,
         "show_progress_bar": False,
     }
@@ -889,6 +897,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _token_budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 

@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from transformers.utils.logging import tqdm
 
 from .sentence_splitter import Span, resolve_spans, split_sentences
+from .token_budget import Selection, check_max_tokens, select_sentences
 
 Result = dict[str, Any]
 
@@ -164,6 +165,7 @@ class ContextPruningMixin:
         presplit: bool = False,
         return_sentence_probabilities: bool = False,
         show_progress_bar: bool | None = None,
+        max_tokens: int | None = None,
     ) -> Result | list[Result] | list[list[Result]]:
         """Score each context for the question and keep only its relevant sentences.
 
@@ -190,13 +192,25 @@ class ContextPruningMixin:
             presplit: Documents are given as lists of sentences (joined by one space).
             return_sentence_probabilities: Add ``sentence_spans`` and ``sentence_probabilities``.
             show_progress_bar: Show a progress bar (default: only for large inputs).
+            max_tokens: A token budget: of the sentences that pass ``threshold``, keep the most
+                probable whose total fits ``max_tokens`` tokens of the model's tokenizer
+                (greedy by keep-probability; sentences stay in their original order), across
+                all documents of a question (after ``top_k``); each result then also has
+                ``kept_tokens``. None: no budget.
 
         Returns:
             Result dicts shaped like the input: ``pruned_context`` (the kept original substrings,
             in order), ``reranking_score`` (sigmoid; None in pruning_only mode),
             ``compression_rate`` (percent of characters removed) and ``kept_spans`` (char offsets
-            into the context, whose concatenation is ``pruned_context``). An empty or
+            into the context, whose concatenation is ``pruned_context``), and with
+            ``max_tokens`` ``kept_tokens`` (tokens of the kept sentences). An empty or
             whitespace-only context is scored as the empty document and prunes to ``""``.
+
+        Raises:
+            ValueError: On a threshold outside [0, 1], a non-positive ``top_k``, a negative
+                ``max_tokens``, inputs of the wrong shape, or a question too long for the
+                window. TypeError: On a ``threshold``, ``top_k`` or ``max_tokens`` of the
+                wrong type.
 
         Example:
             >>> result = model.process("Where is the Eiffel Tower?", "It is in Paris. Cats purr.")
@@ -207,6 +221,7 @@ class ContextPruningMixin:
             self.config.default_threshold if threshold is None else threshold
         )
         check_top_k(top_k)
+        max_tokens = check_max_tokens(max_tokens)
         if (reorder or top_k) and not self.config.has_ranking_head:
             raise ValueError("reorder and top_k need reranking scores: this model is pruning_only.")
 
@@ -237,26 +252,27 @@ class ContextPruningMixin:
             documents, batch_size=batch_size, show_progress_bar=show_progress_bar
         )
         scores = None if logits is None else _positive_probability(logits)
-        results = [
-            _result(
-                doc,
-                None if scores is None else float(scores[i]),
-                probabilities[i],
-                threshold,
-                always_select_title,
-                return_sentence_probabilities,
-            )
-            for i, doc in enumerate(documents)
-        ]
         grouped, offset = [], 0
         for _, items in groups:
-            group = results[offset : offset + len(items)]
-            offset += len(items)
+            positions = list(range(len(items)))
             if reorder or top_k:
-                ranked = sorted(range(len(group)), key=lambda j: -group[j]["reranking_score"])
-                ranked = ranked[:top_k] if reorder else sorted(ranked[:top_k])
-                group = [{**group[j], "index": j} for j in ranked]
+                assert scores is not None
+                ranked = sorted(positions, key=lambda j: -scores[offset + j])
+                positions = ranked[:top_k] if reorder else sorted(ranked[:top_k])
+            group = prune_group(
+                self.tokenizer,
+                [documents[offset + j] for j in positions],
+                None if scores is None else [float(scores[offset + j]) for j in positions],
+                [probabilities[offset + j] for j in positions],
+                threshold=threshold,
+                always_select_title=always_select_title,
+                max_tokens=max_tokens,
+                with_probabilities=return_sentence_probabilities,
+            )
+            if reorder or top_k:
+                group = [{**result, "index": j} for j, result in zip(positions, group, strict=True)]
             grouped.append(group)
+            offset += len(items)
         if shape == "single":
             return grouped[0][0]
         if shape == "documents":
@@ -455,18 +471,43 @@ def _positive_probability(logits: np.ndarray) -> np.ndarray:
     return shifted[:, -1] / shifted.sum(axis=1)
 
 
+def prune_group(
+    tokenizer: PreTrainedTokenizerBase,
+    documents: Sequence[Document],
+    scores: Sequence[float] | None,
+    probabilities: Sequence[np.ndarray],
+    *,
+    threshold: float,
+    always_select_title: bool = True,
+    max_tokens: int | None = None,
+    with_probabilities: bool = False,
+) -> list[Result]:
+    """The result dicts of the documents of one question, from their scores and sentence
+    keep-probabilities (what ``process()`` returns for them; see ``select_sentences``)."""
+    selections = select_sentences(
+        probabilities,
+        threshold=threshold,
+        titles=[doc.first_sentence_is_title for doc in documents],
+        always_select_title=always_select_title,
+        max_tokens=max_tokens,
+        count_tokens=lambda d, sentences: _count_tokens(tokenizer, documents[d], sentences),
+    )
+    return [
+        _result(doc, None if scores is None else scores[d], probs, selection, with_probabilities)
+        for d, (doc, probs, selection) in enumerate(
+            zip(documents, probabilities, selections, strict=True)
+        )
+    ]
+
+
 def _result(
     doc: Document,
     score: float | None,
     probabilities: np.ndarray,
-    threshold: float,
-    always_select_title: bool,
+    selection: Selection,
     with_probabilities: bool,
 ) -> Result:
-    keep = probabilities > threshold if threshold > 0 else np.ones(len(doc.spans), dtype=bool)
-    if doc.first_sentence_is_title and always_select_title and keep[1:].any():
-        keep[0] = True
-    kept_spans = _kept_spans(doc.text, doc.spans, keep)
+    kept_spans = _kept_spans(doc.text, doc.spans, selection.keep)
     pruned = "".join(doc.text[s:e] for s, e in kept_spans)
     removed = 100.0 * (len(doc.text) - len(pruned)) / len(doc.text) if doc.text else 0.0
     result: Result = {
@@ -475,10 +516,20 @@ def _result(
         "compression_rate": removed,
         "kept_spans": kept_spans,
     }
+    if selection.kept_tokens is not None:
+        result["kept_tokens"] = selection.kept_tokens
     if with_probabilities:
         result["sentence_spans"] = list(doc.spans)
         result["sentence_probabilities"] = [float(p) for p in probabilities]
     return result
+
+
+def _count_tokens(
+    tokenizer: PreTrainedTokenizerBase, doc: Document, sentences: np.ndarray
+) -> list[int]:
+    """Tokens of each given sentence of ``doc`` in the model's tokenizer, no special tokens."""
+    texts = [doc.text[slice(*doc.spans[s])] for s in sentences]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def _kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span]:

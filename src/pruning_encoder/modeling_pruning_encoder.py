@@ -52,6 +52,7 @@ SOURCE_FILES = (
     "modeling_pruning_encoder.py",
     "context_pruning.py",
     "sentence_splitter.py",
+    "token_budget.py",
     "pipeline_context_pruning.py",
 )
 AUTO_MAP = {

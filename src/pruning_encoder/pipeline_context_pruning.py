@@ -27,6 +27,7 @@ PROCESS_OPTIONS = frozenset(
         "sentence_splitter",
         "presplit",
         "return_sentence_probabilities",
+        "max_tokens",
     }
 )
 """The ``process()`` options the pipeline passes through, at creation or per call."""
@@ -43,7 +44,7 @@ class ContextPruningPipeline(Pipeline):
     (``pruned_context``, ``reranking_score``, ``compression_rate``, ``kept_spans``) for a context
     string, a list of them for a list of contexts. The ``process()`` options ``threshold``,
     ``title`` (``"first_sentence"`` or one string for every context), ``always_select_title``,
-    ``reorder``, ``top_k``, ``language``, ``sentence_splitter``, ``presplit`` and
+    ``reorder``, ``top_k``, ``language``, ``sentence_splitter``, ``presplit``, ``max_tokens`` and
     ``return_sentence_probabilities`` are accepted by ``pipeline()`` and by each call;
     ``batch_size`` is the pipeline's (inputs per ``process()`` call).
 

@@ -1,8 +1,15 @@
-"""Rule-based sentence splitting for English, Japanese and Chinese.
+"""Sentence splitting for English, Japanese and Chinese, as character spans into the text.
 
-Every function returns character spans into the original text, so sentence boundaries can be
-mapped back onto the context without any normalisation. This module is shipped next to the
-model weights and loaded with ``trust_remote_code``, so it only imports the standard library.
+Boundaries come from `sentencex <https://github.com/santhoshtr/sentencex>`_ (Wikimedia's
+rule-based segmenter; its segments are exact substrings, so spans map back onto the context
+without any normalisation). A thin layer of rules of our own handles what it does not: line
+breaks and bullets, inline enumerations (``1. … 2. …``, ``a) … b) …``), citation markers glued
+to the full stop (``1889.[3]``, ``¹``), no boundary before a lowercase word or after ``approx.``
+before a number, and closing brackets after a Japanese or Chinese mark.
+
+This module is shipped next to the model weights and loaded with ``trust_remote_code``, so it
+imports only the standard library and ``sentencex``; where ``sentencex`` is missing, transformers
+names it (``pip install sentencex``).
 """
 
 # Full-width CJK punctuation is what this module is about, not a confusable typo.
@@ -10,10 +17,13 @@ model weights and loaded with ``trust_remote_code``, so it only imports the stan
 
 from __future__ import annotations
 
+import bisect
 import operator
 import re
-from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple, TypeAlias
+
+from sentencex import segment
 
 __all__ = [
     "SentenceSplitter",
@@ -29,39 +39,41 @@ SentenceSplitter: TypeAlias = Callable[[str], Sequence[str] | Sequence[Span]]
 
 _LANGUAGES = ("auto", "en", "ja", "zh")
 _CLOSERS = "\"'”’)]}»」』）】〕》〉"
-_OPENERS = "\"'“‘([{«¿¡「『（【〔《〈"
 _CJK_MARKS = frozenset("。！？")
 _PREVIEW_CHARS = 40
+_HEAD_CHARS = 64
 _BREAK_CHARS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 _NON_SPACE = re.compile(r"\S")
 _LINE_BREAK = re.compile(f"[{_BREAK_CHARS}]\\s*")
 _BREAK_CHAR = re.compile(f"[{_BREAK_CHARS}]")
-_NEXT_CHAR = re.compile(r"\s*+(\S)?")
-# The lookbehind makes each run of marks match only once, at its first mark, and the
-# possessive quantifiers forbid backtracking: together they keep scanning linear.
-_EN_ENDERS = re.compile(f"(?<![.!?…])[.!?…]++[{re.escape(_CLOSERS)}]*+")
-_CJK_ENDERS = re.compile(f"(?<![.!?…。！？])[.!?…。！？]++[{re.escape(_CLOSERS)}]*+")
+# sentencex (1.0) panics on some non-ASCII whitespace; one ASCII character for each keeps offsets.
+_UNUSUAL_SPACE = re.compile(r"[^\S \t\n\r]")
 _BULLET = re.compile(
-    r"(?:[-*+•‣◦▪]|\d{1,3}(?:\.\d{1,3})*[.)]|[A-Za-z][.)]|[IVXivx]{1,5}[.)]"
+    r"(?:[-*+•‣◦▪⁃]|\d{1,3}(?:\.\d{1,3})*[.)]|[A-Za-z][.)]|[IVXivx]{1,5}[.)]"
     r"|\((?:\d{1,3}|[A-Za-z])\))[ \t]+"
 )
+_LONE_MARKER = re.compile(r"[-*+•‣◦▪⁃]?[ \t]*(?:\d{1,3}|[A-Za-z]|[IVXivx]{1,5})(?:\.\)|[.)])\s*")
+# An item marker of an inline enumeration: "1. ", "2.) ", "b) ", "• 9. ", "10. " after a bullet.
+_MARKER_END = re.compile(r"[.)]\)?[ \t]+(?=\S)")
+_LABEL_BEFORE = frozenset(" \t•‣◦▪⁃")
+_MARKER_LABEL = re.compile(r"\s(?:[•‣◦▪⁃][ \t]*)?(?:(\d{1,3})|([a-z]))\Z")
+_CITATION_STARTS = frozenset(" \t[⁰¹²³⁴⁵⁶⁷⁸⁹")
+# "[3]", "[citation needed]", "¹": but "[text](url)" is a Markdown link starting a sentence.
+_CITATIONS = re.compile(r"(?:[ \t]*(?:\[[^\[\]\n]{1,40}\](?!\()|[⁰¹²³⁴⁵⁶⁷⁸⁹]+))+")
+_CLOSING = re.compile(f"[{re.escape(_CLOSERS)}]+")
 _HEADING = re.compile(r"#{1,6}[ \t]")
-_ACRONYM = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 _KANA = re.compile("[\u3041-\u309f\u30a1-\u30fa\u30fd-\u30ff\u31f0-\u31ff\uff66-\uff9d]")
 _HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
 
-_ABBREVIATIONS = frozenset(
-    {
-        *("mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "capt", "col", "gen", "gov"),
-        *("lt", "rep", "rev", "sen", "sgt", "hon", "vs", "etc", "cf", "al", "ca", "viz"),
-        *("approx", "dept", "inc", "ltd", "co", "corp", "ph.d", "jan", "feb", "mar", "apr"),
-        *("jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
-    }
-)
-# These are ordinary words too ("I said no."), so they only count before a number.
+# Titles never end a sentence before a name; sentencex misses some ("Ms. Smith").
+_TITLES = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "rev", "hon", "sr", "jr", "st", "mt"})
+# Abbreviations that sentencex ends a sentence after when a number follows ("approx. 3.14").
 _NUMBER_ABBREVIATIONS = frozenset(
-    {"no", "nos", "fig", "figs", "vol", "vols", "pp", "eq", "eqs", "sec", "ch", "art", "ref", "tab"}
+    {
+        *("no", "nos", "fig", "figs", "vol", "vols", "pp", "p", "eq", "eqs", "sec", "ch"),
+        *("art", "ref", "tab", "approx", "ca", "c", "cf", "op", "nr", "n°", "pg", "para"),
+    }
 )
 
 
@@ -93,12 +105,16 @@ def split_sentences(text: str, language: str = "auto") -> list[Span]:
     non-whitespace character of ``text`` lies in exactly one span. A blank line always ends a
     sentence; a single line break does too, unless it wraps running text (the line ends in a
     lowercase word, digit, ``,`` or ``;`` and the next line starts with a lowercase letter).
+    Within a block of lines, boundaries are sentencex's (see the module docstring), adjusted by
+    our rules: an inline enumeration (``1. … 2. …``) gives one sentence per item, the marker
+    kept with its item; a citation marker glued to the full stop (``.[3]``, ``.¹``) stays with
+    the sentence it ends; no sentence starts with a lowercase letter, with a number after
+    ``approx.``-like abbreviations, or with a closing bracket, or without whitespace before it
+    (except after ``。！？``).
 
     Args:
         text: The text to split.
         language: ``"en"``, ``"ja"``, ``"zh"``, or ``"auto"`` to use :func:`detect_language`.
-            ``"ja"`` and ``"zh"`` share one rule set: they also split right after ``。！？`` (and
-            ``!?`` directly followed by non-ASCII text), and otherwise apply the English rules.
 
     Returns:
         The sentence spans.
@@ -107,9 +123,12 @@ def split_sentences(text: str, language: str = "auto") -> list[Span]:
         ValueError: If ``language`` is not one of the supported values.
 
     Example:
-        >>> text = "Dr. Smith paid $2.5 million. Was it worth it? Yes."
+        >>> text = "Dr. Smith paid $2.5 million for it in the U.S.A. Was it worth it? Yes."
         >>> [text[s:e] for s, e in split_sentences(text)]
-        ['Dr. Smith paid $2.5 million.', 'Was it worth it?', 'Yes.']
+        ['Dr. Smith paid $2.5 million for it in the U.S.A.', 'Was it worth it?', 'Yes.']
+        >>> text = "It opened in 1889.[3] Steps: 1. Buy a ticket 2. Take the lift"
+        >>> [text[s:e] for s, e in split_sentences(text)]
+        ['It opened in 1889.[3]', 'Steps:', '1. Buy a ticket', '2. Take the lift']
     """
     if language not in _LANGUAGES:
         raise ValueError(f"language must be one of {_LANGUAGES}, got {language!r}")
@@ -118,15 +137,14 @@ def split_sentences(text: str, language: str = "auto") -> list[Span]:
         return []
     if language == "auto":
         language = detect_language(text)
-    cjk = language != "en"
     spans: list[Span] = []
     block_start = line_start = first.start()
     for brk in _LINE_BREAK.finditer(text, block_start):
         if _line_break_ends_sentence(text, brk, line_start):
-            _split_block(text, block_start, brk.start(), cjk, spans)
+            _split_block(text[block_start : brk.start()], block_start, language, spans)
             block_start = brk.end()
         line_start = brk.end()
-    _split_block(text, block_start, len(text), cjk, spans)
+    _split_block(text[block_start:], block_start, language, spans)
     return spans
 
 
@@ -147,58 +165,140 @@ def _line_break_ends_sentence(text: str, brk: re.Match[str], line_start: int) ->
     return not (last.islower() or last.isdigit() or last in ",;")
 
 
-def _split_block(text: str, start: int, end: int, cjk: bool, spans: list[Span]) -> None:
-    # A leading list marker such as "1. " must stay with its item, so scanning starts after it.
-    bullet = _BULLET.match(text, start, end)
-    piece = start
-    pattern = _CJK_ENDERS if cjk else _EN_ENDERS
-    for enders in pattern.finditer(text, bullet.end() if bullet else start, end):
-        if _is_boundary(text, enders, start, end, cjk):
-            _append_stripped(text, piece, enders.end(), spans)
-            piece = enders.end()
-    _append_stripped(text, piece, end, spans)
+def _split_block(block: str, offset: int, language: str, spans: list[Span]) -> None:
+    """Append the sentence spans of ``block``, which starts at ``offset`` in the text."""
+    cuts: list[int] = []
+    position = 0
+    for piece in segment(language, block if block.isascii() else _UNUSUAL_SPACE.sub(" ", block)):
+        position += len(piece)
+        if position == len(block):
+            break
+        cut = _adjusted_cut(block, position)
+        previous = cuts[-1] if cuts else 0
+        if (
+            cut is not None
+            and cut > previous
+            and _starts_sentence(block, cut)
+            # A list marker alone ("1.") stays with the item it introduces.
+            and not (cut - previous < 12 and _LONE_MARKER.fullmatch(block, previous, cut))
+        ):
+            cuts.append(cut)
+    cuts = _with_enumerations(block, cuts)
+    piece_start = 0
+    for cut in [*cuts, len(block)]:
+        _append_stripped(block, piece_start, cut, offset, spans)
+        piece_start = cut
 
 
-def _is_boundary(text: str, enders: re.Match[str], start: int, end: int, cjk: bool) -> bool:
-    marks, after = enders.group(), enders.end()
-    following = text[after] if after < end else ""
-    if cjk and not _CJK_MARKS.isdisjoint(marks):
+def _adjusted_cut(block: str, cut: int) -> int | None:
+    """Move a boundary past closing brackets and citation markers; ``None`` at the block's end."""
+    if block[cut] in _CLOSERS and not block[cut - 1].isspace():
+        cut = _CLOSING.match(block, cut).end()  # type: ignore[union-attr]
+    if (
+        block[cut : cut + 1] in _CITATION_STARTS
+        and (citations := _CITATIONS.match(block, cut))
+        and _head(block, cut).rstrip(_CLOSERS).endswith((".", "!", "?", "…", "。", "！", "？"))
+    ):
+        cut = citations.end()
+    if cut == len(block) or (block[cut].isspace() and not _NON_SPACE.search(block, cut)):
+        return None
+    return cut
+
+
+def _head(block: str, cut: int) -> str:
+    """The text just before ``cut``, without trailing whitespace (bounded: scans stay linear)."""
+    return block[max(0, cut - _HEAD_CHARS) : cut].rstrip()
+
+
+def _starts_sentence(block: str, cut: int) -> bool:
+    before = _head(block, cut)
+    following = block[cut]
+    if following.isspace():
+        following = _NON_SPACE.search(block, cut).group()  # type: ignore[union-attr]
+    # No whitespace at the boundary ("One.Two", a URL, a decimal) is no boundary, except after
+    # a CJK mark, or "!?" before non-ASCII text: Japanese and Chinese put no space there.
+    elif (
+        not block[cut - 1].isspace()
+        and not before.rstrip(_CLOSERS).endswith(("。", "！", "？"))
+        and not (before.endswith(("!", "?")) and not following.isascii())
+    ):
+        return False
+    if following.islower():
+        return False
+    if not before.endswith("."):
         return True
-    # ASCII "!?" need no space before CJK text, but stay put before ASCII ("?q=1" in a URL).
-    bare = not marks.rstrip(_CLOSERS).strip("!?")
-    if cjk and bare and not following.isascii() and not following.isspace():
-        return True
-    if not following.isspace():
-        return False
-    char = nxt.group(1) if (nxt := _NEXT_CHAR.match(text, after, end)) else None
-    if char is None:  # only whitespace follows: the block ends here anyway
-        return False
-    if not (char.isalnum() and not char.islower()) and char not in _OPENERS:
-        return False
-    return marks != "." or not _is_abbreviation(text, enders.start(), start, char)
+    words = before[:-1].rsplit(None, 1)
+    word = words[-1].lstrip("([").lower() if words else ""
+    return word not in _TITLES and (not following.isdigit() or word not in _NUMBER_ABBREVIATIONS)
 
 
-def _is_abbreviation(text: str, dot: int, start: int, following: str) -> bool:
-    window = text[max(start, dot - 32) : dot]
-    if not window or window[-1].isspace():
-        return False
-    token = window.split()[-1].lstrip(_OPENERS)
-    lowered = token.lower()
-    return (
-        lowered in _ABBREVIATIONS
-        or (lowered in _NUMBER_ABBREVIATIONS and following.isdigit())
-        or (len(token) == 1 and token.isalpha())
-        or _ACRONYM.fullmatch(token) is not None
-    )
+def _with_enumerations(block: str, cuts: list[int]) -> list[int]:
+    """Cut before every item of an inline enumeration ("1. … 2. …"), after none of its markers."""
+    chain: list[_Marker] = []
+    items: list[_Marker] = []
+    for marker in _markers(block):
+        if chain and _follows(chain[-1], marker):
+            chain.append(marker)
+            continue
+        if len(chain) > 1:
+            items.extend(chain)
+        chain = [marker] if _may_start_enumeration(block, marker.start) else []
+    if len(chain) > 1:
+        items.extend(chain)
+    if not items:
+        return cuts
+    starts = [marker.start for marker in items]
+
+    def after_a_marker(cut: int) -> bool:
+        index = bisect.bisect_left(starts, cut) - 1
+        return index >= 0 and cut <= items[index].end
+
+    kept = [cut for cut in cuts if not after_a_marker(cut)]
+    return sorted({*kept, *(start for start in starts if start)})
 
 
-def _append_stripped(text: str, start: int, end: int, spans: list[Span]) -> None:
-    while start < end and text[start].isspace():
+class _Marker(NamedTuple):
+    start: int
+    end: int  # after the whitespace that follows the marker
+    kind: str  # "1" for numbers, "a" for letters, then the punctuation: "1.", "a)", "1.)"
+    value: int
+
+
+def _markers(block: str) -> Iterator[_Marker]:
+    """Candidate item markers ("1. ", "b) ", "• 9. "): found from their punctuation, which is
+    rarer than their first character, so that the scan stays fast."""
+    for punctuation in _MARKER_END.finditer(block):
+        at = punctuation.start()
+        # Most candidates end a word ("city. "): ruled out here, before the slower regex.
+        if not at or not (block[at - 1].isdigit() or at < 2 or block[at - 2] in _LABEL_BEFORE):
+            continue
+        window = block[max(0, at - 8) : at]
+        if at <= 8:
+            window = " " + window
+        if label := _MARKER_LABEL.search(window):
+            number, letter = label.groups()
+            kind = ("1" if number else "a") + punctuation.group().rstrip()
+            value = int(number) if number else ord(letter)
+            start = at - len(window) + label.start() + 1
+            yield _Marker(start, punctuation.end(), kind, value)
+
+
+def _follows(previous: _Marker, marker: _Marker) -> bool:
+    return marker.kind == previous.kind and marker.value == previous.value + 1
+
+
+def _may_start_enumeration(block: str, start: int) -> bool:
+    before = _head(block, start)
+    return not before or before.endswith((".", "!", "?", ":", ";"))
+
+
+def _append_stripped(block: str, start: int, end: int, offset: int, spans: list[Span]) -> None:
+    while start < end and block[start].isspace():
         start += 1
-    while end > start and text[end - 1].isspace():
+    while end > start and block[end - 1].isspace():
         end -= 1
     if start < end:
-        spans.append((start, end))
+        spans.append((offset + start, offset + end))
 
 
 def spans_from_sentences(text: str, sentences: Sequence[str]) -> list[Span]:

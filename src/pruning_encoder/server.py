@@ -25,14 +25,13 @@ from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .context_pruning import Document, _positive_probability, _result, check_threshold
+from .context_pruning import Document, _positive_probability, check_threshold, prune_group
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 
 DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
 # process()'s defaults for the result options the service does not expose.
-NO_EXTRAS = {"always_select_title": False, "with_probabilities": False}
 
 
 def _threshold(value: Any) -> float | None:
@@ -44,6 +43,8 @@ def _threshold(value: Any) -> float | None:
 
 
 Threshold = Annotated[float | None, BeforeValidator(_threshold)]
+# A budget in tokens (process(max_tokens=...)): an int, not a float or a bool.
+MaxTokens = Annotated[int | None, Field(default=None, ge=0, strict=True)]
 
 
 class RerankRequest(BaseModel):
@@ -58,6 +59,7 @@ class RerankRequest(BaseModel):
     )
     prune: bool = False
     threshold: Threshold = None
+    max_tokens: MaxTokens = None
 
 
 class Rank(BaseModel):
@@ -71,6 +73,7 @@ class PruneRequest(BaseModel):
     question: str
     contexts: list[str]
     threshold: Threshold = None
+    max_tokens: MaxTokens = None
 
 
 class PruneResult(BaseModel):
@@ -78,6 +81,7 @@ class PruneResult(BaseModel):
     reranking_score: float | None
     compression_rate: float
     kept_spans: list[tuple[int, int]]
+    kept_tokens: int | None = None
 
 
 class PruneResponse(BaseModel):
@@ -239,16 +243,20 @@ def create_app(
         logits, probabilities = await batcher.score(documents)
         assert logits is not None
         threshold = threshold_of(request.threshold)
-        return await asyncio.to_thread(_ranks, request, documents, logits, probabilities, threshold)
+        return await asyncio.to_thread(
+            _ranks, model, request, documents, logits, probabilities, threshold
+        )
 
-    @app.post("/prune", response_model=PruneResponse)
+    @app.post("/prune", response_model=PruneResponse, response_model_exclude_unset=True)
     async def prune(request: PruneRequest) -> PruneResponse:
         """Each context scored and pruned for the question, in input order, as ``process()``."""
         check(request.contexts, request.question, "contexts")
         documents = await asyncio.to_thread(_documents, model, request.question, request.contexts)
         logits, probabilities = await batcher.score(documents)
         threshold = threshold_of(request.threshold)
-        return await asyncio.to_thread(_pruned, documents, logits, probabilities, threshold)
+        return await asyncio.to_thread(
+            _pruned, model, request, documents, logits, probabilities, threshold
+        )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -287,6 +295,7 @@ def _documents(model: PruningEncoder, question: str, texts: list[str]) -> list[D
 
 
 def _ranks(
+    model: PruningEncoder,
     request: RerankRequest,
     documents: list[Document],
     logits: np.ndarray,
@@ -294,27 +303,46 @@ def _ranks(
     threshold: float,
 ) -> list[Rank]:
     scores = logits[:, -1] if request.raw_scores else _positive_probability(logits)
+    pruned = (
+        prune_group(
+            model.tokenizer,
+            documents,
+            None,
+            probabilities,
+            threshold=threshold,
+            always_select_title=False,
+            max_tokens=request.max_tokens,
+        )
+        if request.prune
+        else None
+    )
     ranks = []
     for i in np.argsort(-scores, kind="stable"):
         rank = Rank(index=int(i), score=float(scores[i]))
         if request.return_text:
             rank.text = request.texts[i]
-        if request.prune:
-            pruned = _result(documents[i], None, probabilities[i], threshold, **NO_EXTRAS)
-            rank.pruned_text = pruned["pruned_context"]
+        if pruned is not None:
+            rank.pruned_text = pruned[i]["pruned_context"]
         ranks.append(rank)
     return ranks
 
 
 def _pruned(
+    model: PruningEncoder,
+    request: PruneRequest,
     documents: list[Document],
     logits: np.ndarray | None,
     probabilities: list[np.ndarray],
     threshold: float,
 ) -> PruneResponse:
-    scores = None if logits is None else _positive_probability(logits)
-    results = [
-        _result(doc, None if scores is None else float(scores[i]), probs, threshold, **NO_EXTRAS)
-        for i, (doc, probs) in enumerate(zip(documents, probabilities, strict=True))
-    ]
+    scores = None if logits is None else _positive_probability(logits).tolist()
+    results = prune_group(
+        model.tokenizer,
+        documents,
+        scores,
+        probabilities,
+        threshold=threshold,
+        always_select_title=False,
+        max_tokens=request.max_tokens,
+    )
     return PruneResponse(results=[PruneResult(**result) for result in results])

@@ -16,7 +16,8 @@ except ImportError as error:
 from ..bundled import DEFAULT_MODEL
 from ..context_pruning import check_top_k
 from ..pruning_encoder import PruningEncoder
-from .rank_and_prune import check_model, load_model, rank_and_prune
+from ..token_budget import check_max_tokens
+from .rank_and_prune import check_model, load_model, pruning_metadata, rank_and_prune
 
 
 @component
@@ -36,6 +37,8 @@ class PruningEncoderRanker:
         top_k: Return at most this many documents (None: all that keep a sentence).
         threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
             default threshold).
+        max_tokens: A token budget: the kept sentences of all documents together take at most
+            this many tokens of the model's tokenizer, the most probable first (None: no budget).
         batch_size: Inputs per forward pass.
 
     Example:
@@ -54,13 +57,16 @@ class PruningEncoderRanker:
         top_k: int | None = None,
         threshold: float | None = None,
         batch_size: int = 32,
+        max_tokens: int | None = None,
     ) -> None:
         check_model(model)
         check_top_k(top_k)
+        check_max_tokens(max_tokens)
         self.model = model
         self.top_k = top_k
         self.threshold = threshold
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
         self._encoder = model if isinstance(model, PruningEncoder) else None
 
     def warm_up(self) -> None:
@@ -81,8 +87,10 @@ class PruningEncoderRanker:
         """Serialize the component's settings; the model must be given as a name or path.
 
         Example:
-            >>> PruningEncoderRanker("path/to/saved-model", top_k=3).to_dict()["init_parameters"]
-            {'model': 'path/to/saved-model', 'top_k': 3, 'threshold': None, 'batch_size': 32}
+            >>> ranker = PruningEncoderRanker("path/to/saved-model", top_k=3, max_tokens=300)
+            >>> ranker.to_dict()["init_parameters"]  # doctest: +NORMALIZE_WHITESPACE
+            {'model': 'path/to/saved-model', 'top_k': 3, 'threshold': None, 'batch_size': 32,
+             'max_tokens': 300}
         """
         if not isinstance(self.model, str):
             raise SerializationError(
@@ -95,6 +103,7 @@ class PruningEncoderRanker:
             top_k=self.top_k,
             threshold=self.threshold,
             batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
         )
 
     @classmethod
@@ -113,6 +122,7 @@ class PruningEncoderRanker:
         documents: list[Document],
         top_k: int | None = None,
         threshold: float | None = None,
+        max_tokens: int | None = None,
     ) -> dict[str, list[Document]]:
         """Rank and prune ``documents`` for ``query``.
 
@@ -121,6 +131,7 @@ class PruningEncoderRanker:
             documents: The documents, each with text ``content``.
             top_k: Overrides the component's ``top_k``.
             threshold: Overrides the component's ``threshold``.
+            max_tokens: Overrides the component's ``max_tokens``.
 
         Returns:
             ``{"documents": [...]}``: the documents that keep a relevant sentence, pruned, best
@@ -136,6 +147,7 @@ class PruningEncoderRanker:
             query,
             [document.content or "" for document in documents],
             threshold=self.threshold if threshold is None else threshold,
+            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
             top_n=self.top_k if top_k is None else top_k,
             batch_size=self.batch_size,
             top_n_name="top_k",
@@ -149,7 +161,7 @@ class PruningEncoderRanker:
                     original,
                     content=result["pruned_context"],
                     score=original.score if score is None else score,
-                    meta={**original.meta, "compression_rate": result["compression_rate"]},
+                    meta={**original.meta, **pruning_metadata(result)},
                 )
             )
         return {"documents": ranked}

@@ -17,7 +17,7 @@ except ImportError as error:
 
 from ..bundled import DEFAULT_MODEL
 from ..pruning_encoder import PruningEncoder
-from .rank_and_prune import load_model, rank_and_prune
+from .rank_and_prune import load_model, pruning_metadata, rank_and_prune
 
 
 class PruningEncoderCompressor(BaseDocumentCompressor):
@@ -25,9 +25,10 @@ class PruningEncoderCompressor(BaseDocumentCompressor):
 
     Each returned document is a copy of its input with ``page_content`` pruned, its metadata kept,
     and ``relevance_score`` (the reranking score, in [0, 1]) and ``compression_rate`` (percent of
-    characters removed) added to the metadata. Documents come back best first, at most ``top_n``
-    of them; a document pruned to nothing has no relevant sentence and is dropped. A pruning_only
-    model only prunes: documents keep their input order and get no ``relevance_score``.
+    characters removed; with ``max_tokens`` also ``kept_tokens``) added to the metadata.
+    Documents come back best first, at most ``top_n`` of them; a document pruned to nothing has
+    no relevant sentence and is dropped. A pruning_only model only prunes: documents keep their
+    input order and get no ``relevance_score``.
 
     Args:
         model: A :class:`PruningEncoder`, or the name of a bundled model or the path of a saved
@@ -35,6 +36,8 @@ class PruningEncoderCompressor(BaseDocumentCompressor):
         top_n: Return at most this many documents (None: all that keep a sentence).
         threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
             default threshold).
+        max_tokens: A token budget: the kept sentences of all documents together take at most
+            this many tokens of the model's tokenizer, the most probable first (None: no budget).
         batch_size: Inputs per forward pass.
 
     Example:
@@ -52,6 +55,7 @@ class PruningEncoderCompressor(BaseDocumentCompressor):
     model: PruningEncoder | str = Field(default=DEFAULT_MODEL, repr=False)
     top_n: int | None = Field(default=None, ge=1)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=0, strict=True)
     batch_size: int = Field(default=32, ge=1)
     _encoder: PruningEncoder = PrivateAttr()
 
@@ -76,13 +80,14 @@ class PruningEncoderCompressor(BaseDocumentCompressor):
             query,
             [document.page_content for document in documents],
             threshold=self.threshold,
+            max_tokens=self.max_tokens,
             top_n=self.top_n,
             batch_size=self.batch_size,
         )
         compressed = []
         for position, result in kept:
             original = documents[position]
-            metadata = {**original.metadata, "compression_rate": result["compression_rate"]}
+            metadata = {**original.metadata, **pruning_metadata(result)}
             if result["reranking_score"] is not None:
                 metadata["relevance_score"] = result["reranking_score"]
             compressed.append(

@@ -17,9 +17,7 @@ except ImportError as error:
 
 from ..bundled import DEFAULT_MODEL
 from ..pruning_encoder import PruningEncoder
-from .rank_and_prune import load_model, rank_and_prune
-
-COMPRESSION_RATE_KEY = "compression_rate"
+from .rank_and_prune import load_model, pruning_metadata, rank_and_prune
 
 
 class PruningEncoderPostprocessor(BaseNodePostprocessor):
@@ -38,6 +36,8 @@ class PruningEncoderPostprocessor(BaseNodePostprocessor):
         top_n: Return at most this many nodes (None: all that keep a sentence).
         threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
             default threshold).
+        max_tokens: A token budget: the kept sentences of all documents together take at most
+            this many tokens of the model's tokenizer, the most probable first (None: no budget).
         batch_size: Inputs per forward pass.
 
     Example:
@@ -59,6 +59,9 @@ class PruningEncoderPostprocessor(BaseNodePostprocessor):
     top_n: int | None = Field(default=None, ge=1, description="Return at most this many nodes.")
     threshold: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Keep sentences scoring above this."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=0, strict=True, description="Keep at most this many tokens in all."
     )
     batch_size: int = Field(default=32, ge=1, description="Inputs per forward pass.")
     _encoder: PruningEncoder = PrivateAttr()
@@ -93,6 +96,7 @@ class PruningEncoderPostprocessor(BaseNodePostprocessor):
                 query_bundle.query_str,
                 [node.node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes],
                 threshold=self.threshold,
+                max_tokens=self.max_tokens,
                 top_n=self.top_n,
                 batch_size=self.batch_size,
             )
@@ -103,14 +107,16 @@ class PruningEncoderPostprocessor(BaseNodePostprocessor):
 
 def _pruned(original: NodeWithScore, result: dict[str, Any]) -> NodeWithScore:
     """A copy of the node with its text pruned and its score set; the original is untouched."""
+    added = pruning_metadata(result)
     node = original.node.model_copy(
         update={
-            "metadata": {
-                **original.node.metadata,
-                COMPRESSION_RATE_KEY: result["compression_rate"],
-            },
-            "excluded_llm_metadata_keys": _with_key(original.node.excluded_llm_metadata_keys),
-            "excluded_embed_metadata_keys": _with_key(original.node.excluded_embed_metadata_keys),
+            "metadata": {**original.node.metadata, **added},
+            "excluded_llm_metadata_keys": _with_keys(
+                original.node.excluded_llm_metadata_keys, added
+            ),
+            "excluded_embed_metadata_keys": _with_keys(
+                original.node.excluded_embed_metadata_keys, added
+            ),
         }
     )
     node.set_content(result["pruned_context"])
@@ -118,5 +124,5 @@ def _pruned(original: NodeWithScore, result: dict[str, Any]) -> NodeWithScore:
     return NodeWithScore(node=node, score=original.score if score is None else score)
 
 
-def _with_key(keys: list[str]) -> list[str]:
-    return keys if COMPRESSION_RATE_KEY in keys else [*keys, COMPRESSION_RATE_KEY]
+def _with_keys(keys: list[str], added: dict[str, Any]) -> list[str]:
+    return [*keys, *(key for key in added if key not in keys)]

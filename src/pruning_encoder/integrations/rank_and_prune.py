@@ -31,13 +31,16 @@ def rank_and_prune(
     threshold: float | None,
     top_n: int | None,
     batch_size: int,
+    max_tokens: int | None = None,
     top_n_name: str = "top_n",
 ) -> list[tuple[int, dict[str, Any]]]:
     """The texts to keep, as ``(input position, process() result)``: best first, at most top_n.
 
     A text pruned to nothing has no sentence relevant to the query and is dropped, before the
-    top_n cut. A pruning_only model has no scores: texts keep their input order, and top_n (a cut
-    by score) is refused, as in ``process()``.
+    top_n cut. ``max_tokens`` is a budget over all the texts (``process(max_tokens=...)``), so
+    the texts returned take at most that many tokens together. A pruning_only model has no
+    scores: texts keep their input order, and top_n (a cut by score) is refused, as in
+    ``process()``.
     """
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}.")
@@ -48,7 +51,12 @@ def rank_and_prune(
     if not texts:
         return []
     results = model.process(
-        query, list(texts), threshold=threshold, batch_size=batch_size, reorder=ranking
+        query,
+        list(texts),
+        threshold=threshold,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        reorder=ranking,
     )
     kept = [
         (result.get("index", position), result)
@@ -56,3 +64,11 @@ def rank_and_prune(
         if result["pruned_context"]
     ]
     return kept[:top_n]
+
+
+def pruning_metadata(result: dict[str, Any]) -> dict[str, Any]:
+    """What a framework's document metadata gains from a ``process()`` result:
+    ``compression_rate`` (percent of characters removed) and, under a token budget,
+    ``kept_tokens``."""
+    keys = ("compression_rate", "kept_tokens")
+    return {key: result[key] for key in keys if key in result}
