@@ -433,6 +433,8 @@ def test_dotted_acronym_ending_a_sentence(text: str, expected: list[str]) -> Non
         ("It is approx. 3.14. Yes.", ["It is approx. 3.14.", "Yes."]),
         ("See Eq. 3 and Fig. 4b. Next.", ["See Eq. 3 and Fig. 4b.", "Next."]),
         ("Were Jane and co. at the party?", ["Were Jane and co. at the party?"]),
+        ("It was Martin Luther King Jr. He led.", ["It was Martin Luther King Jr.", "He led."]),
+        ("It is on Main St. It is old.", ["It is on Main St.", "It is old."]),
     ],
 )
 def test_abbreviation_before_a_new_sentence_or_inside_one(text: str, expected: list[str]) -> None:
@@ -481,11 +483,17 @@ def test_sentence_starting_with_markdown(markup: str) -> None:
             ["Steps:", "1. Buy a ticket", "2. Take the lift"],
         ),
         ("It has 2 doors. 3. The third is odd.", ["It has 2 doors.", "3. The third is odd."]),
+        ("(1) first item (2) second item", ["(1) first item", "(2) second item"]),
+        ("(a) apples (b) pears", ["(a) apples", "(b) pears"]),
+        ("A. The first item B. The second item", ["A. The first item", "B. The second item"]),
+        ("Options: A) yes B) no", ["Options:", "A) yes", "B) no"]),
         # Not enumerations: a lone number, numbers out of sequence, a decimal, an abbreviation.
         ("We won 3 to 1. 2 teams lost.", ["We won 3 to 1.", "2 teams lost."]),
         ("Rooms 1. and 3. are free.", ["Rooms 1. and 3. are free."]),
         ("It is approx. 3.14. Yes.", ["It is approx. 3.14.", "Yes."]),
         ("Plan a. is fine.", ["Plan a. is fine."]),
+        ("A. B. Smith went home. He slept.", ["A. B. Smith went home.", "He slept."]),
+        ("John F. Kennedy G. Bush", ["John F. Kennedy G. Bush"]),
     ],
 )
 def test_inline_enumeration_gives_one_sentence_per_item(text: str, expected: list[str]) -> None:

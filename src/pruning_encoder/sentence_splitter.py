@@ -54,10 +54,10 @@ _BULLET = re.compile(
     r"|\((?:\d{1,3}|[A-Za-z])\))[ \t]+"
 )
 _LONE_MARKER = re.compile(r"[-*+•‣◦▪⁃]?[ \t]*(?:\d{1,3}|[A-Za-z]|[IVXivx]{1,5})(?:\.\)|[.)])\s*")
-# An item marker of an inline enumeration: "1. ", "2.) ", "b) ", "• 9. ", "10. " after a bullet.
+# An item marker of an inline enumeration: "1. ", "2.) ", "b) ", "(c) ", "D. ", "• 9. ".
 _MARKER_END = re.compile(r"[.)]\)?[ \t]+(?=\S)")
-_LABEL_BEFORE = frozenset(" \t•‣◦▪⁃")
-_MARKER_LABEL = re.compile(r"\s(?:[•‣◦▪⁃][ \t]*)?(?:(\d{1,3})|([a-z]))\Z")
+_LABEL_BEFORE = frozenset(" \t(•‣◦▪⁃")
+_MARKER_LABEL = re.compile(r"\s(?:[•‣◦▪⁃][ \t]*)?(\(?)(?:(\d{1,3})|([a-z])|([A-Z]))\Z")
 _CITATION_STARTS = frozenset(" \t[⁰¹²³⁴⁵⁶⁷⁸⁹")
 # "[3]", "[citation needed]", "¹": but "[text](url)" is a Markdown link starting a sentence.
 _CITATIONS = re.compile(r"(?:[ \t]*(?:\[[^\[\]\n]{1,40}\](?!\()|[⁰¹²³⁴⁵⁶⁷⁸⁹]+))+")
@@ -67,7 +67,7 @@ _KANA = re.compile("[\u3041-\u309f\u30a1-\u30fa\u30fd-\u30ff\u31f0-\u31ff\uff66-
 _HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
 
 # Titles never end a sentence before a name; sentencex misses some ("Ms. Smith").
-_TITLES = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "rev", "hon", "sr", "jr", "st", "mt"})
+_TITLES = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "rev", "hon"})
 # Abbreviations that sentencex ends a sentence after when a number follows ("approx. 3.14").
 _NUMBER_ABBREVIATIONS = frozenset(
     {
@@ -276,15 +276,21 @@ def _markers(block: str) -> Iterator[_Marker]:
         if at <= 8:
             window = " " + window
         if label := _MARKER_LABEL.search(window):
-            number, letter = label.groups()
-            kind = ("1" if number else "a") + punctuation.group().rstrip()
-            value = int(number) if number else ord(letter)
+            opening, number, lower, upper = label.groups()
+            style = "1" if number else "a" if lower else "A"
+            kind = opening + style + punctuation.group().strip()
+            value = int(number) if number else ord(lower or upper)
             start = at - len(window) + label.start() + 1
             yield _Marker(start, punctuation.end(), kind, value)
 
 
 def _follows(previous: _Marker, marker: _Marker) -> bool:
-    return marker.kind == previous.kind and marker.value == previous.value + 1
+    # An empty item ("A. B. Smith": initials) is no enumeration.
+    return (
+        marker.kind == previous.kind
+        and marker.value == previous.value + 1
+        and marker.start > previous.end
+    )
 
 
 def _may_start_enumeration(block: str, start: int) -> bool:
