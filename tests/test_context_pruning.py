@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pruning_encoder import PruningEncoder, split_sentences
-from pruning_encoder.context_pruning import Document, _kept_spans, _pack_windows, prune_group
+from pruning_encoder.context_pruning import (
+    Document,
+    _kept_spans,
+    _pack_windows,
+    _token_batches,
+    prune_group,
+)
 
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
 RESULT_KEYS = {"pruned_context", "reranking_score", "compression_rate", "kept_spans"}
@@ -211,6 +217,31 @@ def test_batch_size_does_not_change_results(tiny_model: PruningEncoder) -> None:
     for a, b in zip(one, many, strict=True):
         assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
         assert a["sentence_probabilities"] == pytest.approx(b["sentence_probabilities"], abs=1e-5)
+
+
+def test_look_ahead_chunks_do_not_change_results(tiny_model: PruningEncoder) -> None:
+    # 40 documents are 3 look-ahead chunks at batch_size=1 and one at batch_size=64.
+    docs = [f"Paris is big {i}. " * (1 + i % 7) + "Cats purr." for i in range(40)]
+    small = tiny_model.process("q", docs, batch_size=1, return_sentence_probabilities=True)
+    large = tiny_model.process("q", docs, batch_size=64, return_sentence_probabilities=True)
+    for a, b in zip(small, large, strict=True):
+        assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
+        assert a["sentence_probabilities"] == pytest.approx(b["sentence_probabilities"], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "budget", "expected"),
+    [
+        ([100, 100, 50, 50, 50, 10], 200, [(0, 2), (2, 6)]),
+        ([300, 20], 200, [(0, 1), (1, 2)]),  # a window longer than the budget goes alone
+        ([10] * 5, 1000, [(0, 5)]),
+        ([], 100, []),
+    ],
+)
+def test_token_batches_fit_the_budget(
+    lengths: list[int], budget: int, expected: list[tuple[int, int]]
+) -> None:
+    assert list(_token_batches(lengths, budget)) == expected
 
 
 def one_window_at_a_time(

@@ -23,6 +23,8 @@ from .sentence_splitter import Span, resolve_spans, split_sentences
 from .token_budget import Selection, check_max_tokens, select_sentences
 
 Result = dict[str, Any]
+# How many batches' worth of documents score_documents sorts by length together.
+LOOKAHEAD_BATCHES = 16
 
 
 @dataclass
@@ -178,7 +180,8 @@ class ContextPruningMixin:
             context: Document(s) as described above.
             threshold: Keep a sentence when its keep-probability exceeds this (0 keeps every
                 sentence, 1 none); defaults to the model's ``config.default_threshold``.
-            batch_size: Inputs per forward pass.
+            batch_size: Full-length windows per forward pass: a pass reads at most
+                ``batch_size * max_seq_length`` padded tokens, so it takes more shorter windows.
             title: ``"first_sentence"`` (each context's first sentence is its title), title
                 string(s) shaped like ``context`` (shown to the model before each window, never
                 part of the output), or None.
@@ -311,6 +314,12 @@ class ContextPruningMixin:
     ) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """Run the model: each document's best-window ranking logits and sentence probabilities.
 
+        Padding-aware batching (as ``sentence_transformers.CrossEncoder`` sorts its pairs): the
+        windows of a look-ahead of ``LOOKAHEAD_BATCHES * batch_size`` documents are sorted by
+        length together, and each forward pass takes as many of them as fit
+        ``batch_size * max_seq_length`` padded tokens; memory stays bounded by the look-ahead,
+        whatever the number of documents.
+
         Returns:
             ``(logits, probabilities)``: ``[documents, num_labels]`` ranking logits of each
             document's best window (None without a ranking head), and for each document the mean
@@ -325,15 +334,18 @@ class ContextPruningMixin:
         all_logits: list[np.ndarray] = []
         all_probabilities: list[np.ndarray] = []
         show = len(documents) > 4 * batch_size if show_progress_bar is None else show_progress_bar
-        with self._inference() as device:
-            for start in tqdm(
-                range(0, len(documents), batch_size), desc="Pruning", disable=not show, unit="batch"
-            ):
-                chunk = documents[start : start + batch_size]
+        lookahead = LOOKAHEAD_BATCHES * batch_size
+        with (
+            self._inference() as device,
+            tqdm(total=len(documents), desc="Pruning", disable=not show, unit="doc") as progress,
+        ):
+            for start in range(0, len(documents), lookahead):
+                chunk = documents[start : start + lookahead]
                 logits, probabilities = self._score_chunk(chunk, template, batch_size, device)
                 if logits is not None:
                     all_logits.append(logits)
                 all_probabilities.extend(probabilities)
+                progress.update(len(chunk))
         logits_array = np.concatenate(all_logits) if all_logits else None
         if logits_array is None and self.config.has_ranking_head:
             logits_array = np.zeros((0, 1), dtype=np.float32)
@@ -384,15 +396,16 @@ class ContextPruningMixin:
         sums = np.zeros(int(sentence_base[-1]), dtype=np.float64)
         counts = np.zeros(int(sentence_base[-1]), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda w: _length(windows[w]), reverse=True)
-        for start in range(0, len(order), batch_size):
-            batch = [windows[w] for w in order[start : start + batch_size]]
+        lengths = [template.num_special + _length(windows[w]) for w in order]
+        for start, stop in _token_batches(lengths, batch_size * max_length):
+            batch = [windows[w] for w in order[start:stop]]
             inputs, context_start = _collate(batch, template, tokenizer.pad_token_id or 0, device)
             ranking_logits, pruning_logits = self._heads(**inputs)
             if ranking_logits is not None:
                 logits = ranking_logits.float().cpu().numpy()
                 if window_logits is None:
                     window_logits = np.zeros((len(windows), logits.shape[1]), dtype=np.float32)
-                window_logits[order[start : start + batch_size]] = logits
+                window_logits[order[start:stop]] = logits
             keep = torch.softmax(pruning_logits.float(), dim=-1)[..., 1]
             rows = np.concatenate(
                 [np.full(len(w.context_ids), i) for i, w in enumerate(batch)] + [np.zeros(0, int)]
@@ -416,6 +429,16 @@ class ContextPruningMixin:
             mine = window_logits[document_of_window == d]
             best[d] = mine[np.argmax(mine[:, -1])]
         return best, probabilities
+
+
+def _token_batches(lengths: Sequence[int], budget: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` ranges of ``lengths`` (sorted longest first) whose padded size, the
+    count times the first length, fits ``budget`` tokens; a batch holds at least one window."""
+    start = 0
+    while start < len(lengths):
+        stop = start + max(1, budget // max(1, lengths[start]))
+        yield start, min(stop, len(lengths))
+        start = stop
 
 
 def _length(window: _Window) -> int:
