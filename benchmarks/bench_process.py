@@ -28,11 +28,12 @@ import contextlib
 import ctypes
 import functools
 import json
+import platform
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,54 @@ def tokens_read(model: PruningEncoder, pairs: list[Pair], cross_encoder_limit: i
     return theirs, ours
 
 
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_description() -> str:
+    """The CPU model and the instruction sets that decide fp32, int8 and bf16 speed."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    present = [flag for flag in ISA_FLAGS if flag in flags] or ["none of " + ", ".join(ISA_FLAGS)]
+    return f"{model}; {' '.join(present)}"
+
+
+@contextlib.contextmanager
+def counting_tokens(models: dict[str, Any]) -> Iterator[dict[str, list[int]]]:
+    """Count the padded and real (unmasked) tokens each model's forward passes read."""
+    counts: dict[str, list[int]] = {name: [0, 0] for name in models}
+
+    def add(name: str, mask: Any) -> None:
+        counts[name][0] += int(np.prod(mask.shape))
+        counts[name][1] += int(mask.sum())
+
+    # The CrossEncoder's first module (its Transformer) takes the tokenized batch.
+    handle = models["CrossEncoder"][0].register_forward_pre_hook(
+        lambda module, args: add("CrossEncoder", args[0]["attention_mask"])
+    )
+    originals = {}
+    for name in ("torch", "onnx", "int8"):
+        inner = models[name].model
+        originals[name] = inner._heads
+
+        def heads(*args: Any, _name: str = name, _run: Any = inner._heads, **kwargs: Any) -> Any:
+            add(_name, kwargs["attention_mask"])
+            return _run(*args, **kwargs)
+
+        inner._heads = heads
+    try:
+        yield counts
+    finally:
+        handle.remove()
+        for name, original in originals.items():
+            models[name].model._heads = original
+
+
 def process_method(model: PruningEncoder, batch_size: int) -> Method:
     def process(pairs: list[Pair]) -> Any:
         questions = [q for q, _ in pairs]
@@ -172,6 +221,12 @@ def run_grid(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
             memory = {
                 name: peak_memory_mb(lambda r=run, p=pairs: r(p)) for name, run in timed.items()
             }
+            read = {}
+            for name, run in timed.items():
+                model_name = {"predict": "torch", "process": "torch"}.get(name, name)
+                with counting_tokens(models) as counts:
+                    run(pairs)
+                read[name] = counts[model_name]
             row = {
                 "summaries": size,
                 "batch": batch_size,
@@ -180,6 +235,7 @@ def run_grid(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
                 "tokens_ours": ours,
                 "seconds": {name: min(values) for name, values in times.items()},
                 "peak_mb": memory,
+                "padded_real_tokens": read,
             }
             rows.append(row)
             print(format_row(row), flush=True)
@@ -245,7 +301,7 @@ def run_lengths(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
 HEADER = (
     f"{'summaries':>9} {'batch':>5} {'tokens CE/ours':>15} {'pairs/s: CE':>11} {'predict':>8} "
     f"{'process':>8} {'onnx':>6} {'int8':>6} {'process/CE':>10} {'per token':>9} "
-    f"{'int8 vs process':>15} {'peak MB CE/process/int8':>24}"
+    f"{'int8 vs process':>15} {'peak MB CE/process/int8':>24} {'padding CE/process':>18}"
 )
 
 
@@ -253,12 +309,17 @@ def format_row(row: dict) -> str:
     s, n, mb = row["seconds"], row["pairs"], row["peak_mb"]
     per_token = (s["process"] / row["tokens_ours"]) / (s["CrossEncoder"] / row["tokens_ce"])
     memory = f"{mb['CrossEncoder']:.0f}/{mb['process']:.0f}/{mb['int8']:.0f}"
+    read = row["padded_real_tokens"]
+    padding = "/".join(
+        f"{1 - real / padded:.0%}" if padded else "-"
+        for padded, real in (read["CrossEncoder"], read["process"])
+    )
     return (
         f"{row['summaries']:>9} {row['batch']:>5} {row['tokens_ce']:>7}/{row['tokens_ours']:<7} "
         f"{n / s['CrossEncoder']:>11.1f} {n / s['predict']:>8.1f} {n / s['process']:>8.1f} "
         f"{n / s['onnx']:>6.1f} {n / s['int8']:>6.1f} "
         f"{s['process'] / s['CrossEncoder']:>9.2f}x {per_token:>8.2f}x "
-        f"{s['process'] / s['int8']:>14.2f}x {memory:>24}"
+        f"{s['process'] / s['int8']:>14.2f}x {memory:>24} {padding:>18}"
     )
 
 
@@ -300,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     return_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
         models = load_models(args, Path(tmp))
+        print(f"CPU: {cpu_description()}")
         print(
             f"model {args.model}: max_length {models['torch'].max_length} (CrossEncoder: "
             f"{models['CrossEncoder'].max_seq_length}); {args.threads} threads; torch "
@@ -323,7 +385,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{q['seconds']:>7.2f} {q['ms_per_1k_tokens']:>6.0f}"
             )
     if args.json:
-        results = {"grid": grid, "agreement": accuracy, "lengths": lengths}
+        results = {
+            "cpu": cpu_description(),
+            "grid": grid,
+            "agreement": accuracy,
+            "lengths": lengths,
+        }
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
