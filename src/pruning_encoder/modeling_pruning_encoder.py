@@ -252,7 +252,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         if not self.config.has_ranking_head:
-            return None, self.pruning_head(self.backbone(**inputs)[0])
+            return None, self._prune(self.backbone(**inputs)[0])
         # The sequence-classification head pools internally; capture the base model's last hidden
         # states on the way so one pass serves both heads, whatever the backbone architecture.
         captured: list[torch.Tensor] = []
@@ -263,7 +263,13 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
             ranking_logits = self.backbone(**inputs).logits
         finally:
             hook.remove()
-        return ranking_logits, self.pruning_head(captured[0])
+        return ranking_logits, self._prune(captured[0])
+
+    def _prune(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # An encoder run in bf16 or fp16 (PruningEncoder(dtype=...)) hands its states to the
+        # pruning head in float32, the head's own precision.
+        head_dtype = next(self.pruning_head.parameters()).dtype
+        return self.pruning_head(hidden_states.to(head_dtype))  # type: ignore[no-any-return]
 
     def _loss(
         self,

@@ -43,6 +43,28 @@ EXPORT_METADATA_NAME = "export_metadata.json"
 BACKENDS = ("torch", "onnx")
 
 
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(
+        f"dtype must be one of {', '.join(DTYPES)} (or the torch dtype), got {dtype!r}."
+    )
+
+
 class PruningEncoder(nn.Module):
     """A reranker that also prunes: one forward pass scores a context and keeps what is relevant.
 
@@ -61,6 +83,12 @@ class PruningEncoder(nn.Module):
             through onnxruntime on CPU (same ``process()``, ``predict()`` and ``rank()``).
         file_name: With ``backend="onnx"``, the graph to run: ``"onnx/model.onnx"`` (fp32) or
             ``"onnx/model_qint8.onnx"`` (int8: faster, scores within about 1%).
+        dtype: ``"bfloat16"`` or ``"float16"`` (or the torch dtype) runs the encoder's weights
+            in that precision for inference, on GPU or CPU; the pruning head, the softmax and
+            sigmoid and the token-to-sentence means stay in float32. Worth it on GPUs and on
+            CPUs with native bf16 (``avx512_bf16`` or AMX): elsewhere bf16 is emulated and slower.
+            A model loaded so cannot be saved or exported (load it again without ``dtype``).
+            Default: float32.
 
     Example:
         >>> model = PruningEncoder("path/to/minilm")  # doctest: +SKIP
@@ -80,8 +108,10 @@ class PruningEncoder(nn.Module):
         device: str | torch.device | None = None,
         backend: str = "torch",
         file_name: str = FP32_FILE,
+        dtype: str | torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        precision = _resolve_dtype(dtype)
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         if backend not in BACKENDS:
@@ -93,6 +123,11 @@ class PruningEncoder(nn.Module):
         if backend == "onnx":
             if device is not None and torch.device(device).type != "cpu":
                 raise ValueError(f"backend='onnx' runs on CPU, not {device}.")
+            if precision != torch.float32:
+                raise ValueError(
+                    "dtype= is for the torch backend; for a faster ONNX graph, load "
+                    "onnx/model_qint8.onnx."
+                )
             if bundle is not None:
                 raise ValueError(
                     f"{path} is a bundled torch model: export it first (`pruning-encoder export "
@@ -110,6 +145,8 @@ class PruningEncoder(nn.Module):
             )
             _warn_untrained(path)
         self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if precision != torch.float32:
+            nn.Module.to(self.model.backbone, dtype=precision)
         self.eval()
 
     @classmethod
@@ -120,12 +157,13 @@ class PruningEncoder(nn.Module):
         device: str | torch.device | None = None,
         backend: str = "torch",
         file_name: str = FP32_FILE,
+        dtype: str | torch.dtype | None = None,
     ) -> PruningEncoder:
         """Load a saved PruningEncoder (directory or Hub id); errors clearly on anything else."""
         path = str(model_name_or_path)
         if bundle_dir(path) is None:
             load_config(path)
-        return cls(path, device=device, backend=backend, file_name=file_name)
+        return cls(path, device=device, backend=backend, file_name=file_name, dtype=dtype)
 
     @property
     def config(self) -> PruningEncoderConfig:
@@ -255,7 +293,7 @@ class PruningEncoder(nn.Module):
         self, save_directory: str | os.PathLike[str], *, export_ranking_model: bool = False
     ) -> None:
         """Save in the spec's layout, atomically; optionally add ``ranking_model_standalone/``."""
-        model = self._torch_model("save_pretrained()")
+        model = self._float32_model("save_pretrained()")
         if export_ranking_model:
             self._require_ranking_head("export_ranking_model")
         with atomic_directory(save_directory) as staging:
@@ -276,7 +314,7 @@ class PruningEncoder(nn.Module):
             >>> fast = PruningEncoder("my-model-onnx", backend="onnx",
             ...                       file_name="onnx/model_qint8.onnx")  # doctest: +SKIP
         """
-        model = self._torch_model("export_onnx()")
+        model = self._float32_model("export_onnx()")
         original_device = self.device
         with atomic_directory(save_directory) as staging:
             model.write_layout(staging)
@@ -296,7 +334,7 @@ class PruningEncoder(nn.Module):
             self._write_ranking_export(staging, str(save_directory))
 
     def _write_ranking_export(self, directory: Path, destination: str) -> None:
-        model = self._torch_model("export_ranking_model()")
+        model = self._float32_model("export_ranking_model()")
         model.backbone.save_pretrained(directory)
         save_tokenizer(self.tokenizer, directory, int(model.config.max_seq_length))
         metadata = {
@@ -317,6 +355,17 @@ class PruningEncoder(nn.Module):
                 "backend='onnx'."
             )
         return self.model
+
+    def _float32_model(self, what: str) -> PruningEncoderPreTrainedModel:
+        """The torch model, for what writes or trains its weights: in float32 only."""
+        model = self._torch_model(what)
+        precision = next(model.backbone.parameters()).dtype
+        if precision != torch.float32:
+            raise ValueError(
+                f"{what} needs float32 weights, but this model runs in {precision}: load "
+                f"{self.name_or_path} again without dtype=."
+            )
+        return model
 
     def _require_ranking_head(self, what: str) -> None:
         if not self.config.has_ranking_head:

@@ -49,7 +49,7 @@ class PruningEncoderTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         if isinstance(model, PruningEncoder):
-            model = model._torch_model("Training")
+            model = model._float32_model("Training")
         inner = unwrap(model)
         if args is None:
             args = PruningEncoderTrainingArguments(output_dir="pruning-encoder-output")
