@@ -256,16 +256,21 @@ def agreement(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
         reference = results["torch"]
         for name in ("onnx", "int8"):
             scores = [[r["reranking_score"] for r in results[key]] for key in ("torch", name)]
-            keep = [
-                np.concatenate([r["sentence_probabilities"] for r in results[key]]) > threshold
+            probabilities = [
+                np.concatenate([r["sentence_probabilities"] for r in results[key]])
                 for key in ("torch", name)
             ]
+            keep = [p > threshold for p in probabilities]
+            # As the tests: leave out sentences within a factor of 2 of the threshold.
+            clear = np.abs(np.log(np.clip(probabilities[0], 1e-12, 1.0) / threshold)) > np.log(2)
             rows.append(
                 {
                     "summaries": size,
                     "backend": name,
                     "pearson": float(np.corrcoef(scores[0], scores[1])[0, 1]),
                     "same_keep": float(np.mean(keep[0] == keep[1])),
+                    "same_keep_outside_margin": float(np.mean(keep[0][clear] == keep[1][clear])),
+                    "sentences_outside_margin": int(clear.sum()),
                     "sentences": len(keep[0]),
                     "same_spans": sum(
                         a["kept_spans"] == b["kept_spans"]
@@ -369,12 +374,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(HEADER, flush=True)
         grid = run_grid(args, models)
-        print(f"\n{'summaries':>9} {'backend':>7} {'Pearson':>8} {'same keep':>10} {'spans':>11}")
+        print(
+            f"\n{'summaries':>9} {'backend':>7} {'Pearson':>8} {'same keep':>10} "
+            f"{'outside margin':>15} {'spans':>11}"
+        )
         accuracy = agreement(args, models)
         for row in accuracy:
             print(
                 f"{row['summaries']:>9} {row['backend']:>7} {row['pearson']:>8.4f} "
-                f"{row['same_keep']:>9.1%} {row['same_spans']:>5}/{row['pairs']:<5}"
+                f"{row['same_keep']:>9.1%} {row['same_keep_outside_margin']:>9.1%} of "
+                f"{row['sentences_outside_margin']:<4} {row['same_spans']:>5}/{row['pairs']:<5}"
             )
         print(f"\n{'context tokens':>14} {'torch s':>8} {'ms/1k':>6} {'int8 s':>7} {'ms/1k':>6}")
         lengths = run_lengths(args, models)

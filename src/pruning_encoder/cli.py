@@ -821,7 +821,9 @@ def _add_export(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     export.add_argument("--onnx", metavar="DIR", help="write the ONNX export here")
     export.add_argument("--no-quantize", action="store_true", help=f"with --onnx, skip {INT8_FILE}")
     export.add_argument("--ranking-model", metavar="DIR", help="write the ranking model alone here")
-    export.set_defaults(handler=_export, device="cpu", backend="torch", onnx_file=FP32_FILE)
+    export.set_defaults(
+        handler=_export, device="cpu", dtype="float32", backend="torch", onnx_file=FP32_FILE
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
