@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -28,23 +28,27 @@ from . import __version__
 from .context_pruning import Document, _positive_probability, check_threshold, prune_group
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
+from .token_budget import check_max_tokens
 
 DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
-# process()'s defaults for the result options the service does not expose.
 
 
-def _threshold(value: Any) -> float | None:
-    """The rule of every surface (check_threshold): ``true`` is refused, not read as 1.0."""
-    try:
-        return None if value is None else check_threshold(value)
-    except TypeError as error:  # pydantic turns ValueErrors, not TypeErrors, into a 422
-        raise ValueError(str(error)) from None
+def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
+    """A rule of every surface (``check_threshold``, ``check_max_tokens``) as a request field's
+    validator: ``true`` is refused, not read as 1.0, and a refusal is a 422."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return None if value is None else check(value)
+        except TypeError as error:  # pydantic turns ValueErrors, not TypeErrors, into a 422
+            raise ValueError(str(error)) from None
+
+    return BeforeValidator(validate)
 
 
-Threshold = Annotated[float | None, BeforeValidator(_threshold)]
-# A budget in tokens (process(max_tokens=...)): an int, not a float or a bool.
-MaxTokens = Annotated[int | None, Field(default=None, ge=0, strict=True)]
+Threshold = Annotated[float | None, _rule(check_threshold)]
+MaxTokens = Annotated[int | None, _rule(check_max_tokens)]
 
 
 class RerankRequest(BaseModel):
