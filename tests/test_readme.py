@@ -133,11 +133,10 @@ def work_dir(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return work, env
 
 
-def run_bash(code: str, tmp_path: Path) -> str:
-    """Runs ``code`` as a user would in the activated venv; fails if it fails; its stdout."""
-    work, env = work_dir(tmp_path)
-    completed = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", code.replace(".venv/bin/", f"{BIN}/")],
+def run_in(work: Path, env: dict[str, str], command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` in ``work`` with ``env``, no stdin, within ``TIMEOUT``; it may fail."""
+    return subprocess.run(
+        command,
         cwd=work,
         env=env,
         capture_output=True,
@@ -146,8 +145,19 @@ def run_bash(code: str, tmp_path: Path) -> str:
         timeout=TIMEOUT,
         check=False,
     )
-    output = completed.stdout[-2000:] + completed.stderr[-4000:]
-    assert completed.returncode == 0, f"$ {code}\n{output}"
+
+
+def tail(completed: subprocess.CompletedProcess[str]) -> str:
+    return completed.stdout[-2000:] + completed.stderr[-4000:]
+
+
+def run_bash(code: str, tmp_path: Path) -> str:
+    """Runs ``code`` as a user would in the activated venv; fails if it fails; its stdout."""
+    work, env = work_dir(tmp_path)
+    completed = run_in(
+        work, env, ["bash", "-euo", "pipefail", "-c", code.replace(".venv/bin/", f"{BIN}/")]
+    )
+    assert completed.returncode == 0, f"$ {code}\n{tail(completed)}"
     return completed.stdout
 
 
@@ -190,17 +200,7 @@ def run_python_section(section: str, tmp_path: Path) -> SectionRun:
     progress.touch()
     command = [sys.executable, "-c", SCRIPT, str(README), json.dumps(blocks), str(progress)]
     try:
-        completed = subprocess.run(
-            command,
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        output = completed.stdout[-2000:] + completed.stderr[-4000:]
+        output = tail(run_in(work, env, command))
     except subprocess.TimeoutExpired:
         output = f"timed out after {TIMEOUT} s"
     return SectionRun(len(progress.read_text().split()), output)
