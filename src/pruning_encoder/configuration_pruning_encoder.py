@@ -11,6 +11,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 
 MODES = ("reranking_pruning", "pruning_only")
+RANKING_ACTIVATIONS = ("sigmoid", "identity")
 
 
 class PruningEncoderConfig(PreTrainedConfig):
@@ -26,6 +27,10 @@ class PruningEncoderConfig(PreTrainedConfig):
             by the sentence-transformers fork, is read as this.)
         default_threshold: Sentences whose keep-probability exceeds it are kept by ``process()``.
         pruning_dropout: Dropout in front of the pruning head's linear layer.
+        ranking_activation: How a ranking logit becomes the reported ``reranking_score``:
+            ``"sigmoid"`` (a probability, for models trained with a classification loss) or
+            ``"identity"`` (the raw logit, as naver's Provence and XProvence report it: they are
+            distilled from a teacher's scores with an MSE loss).
 
     Example:
         >>> from transformers import BertConfig
@@ -44,12 +49,18 @@ class PruningEncoderConfig(PreTrainedConfig):
         max_seq_length: int = 512,
         default_threshold: float = 0.5,
         pruning_dropout: float = 0.1,
+        ranking_activation: str = "sigmoid",
         **kwargs: Any,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         if not 0.0 <= default_threshold <= 1.0:
             raise ValueError(f"default_threshold must be within [0, 1], got {default_threshold}.")
+        if ranking_activation not in RANKING_ACTIVATIONS:
+            raise ValueError(
+                f"Unknown ranking_activation {ranking_activation!r}: expected one of "
+                f"{', '.join(RANKING_ACTIVATIONS)}."
+            )
         max_seq_length = kwargs.pop("max_length", max_seq_length)
         if max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8 tokens, got {max_seq_length}.")
@@ -61,6 +72,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         self.max_seq_length = max_seq_length
         self.default_threshold = default_threshold
         self.pruning_dropout = pruning_dropout
+        self.ranking_activation = ranking_activation
         super().__init__(**kwargs)
 
     @property

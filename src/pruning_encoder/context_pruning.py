@@ -203,7 +203,7 @@ class ContextPruningMixin:
 
         Returns:
             Result dicts shaped like the input: ``pruned_context`` (the kept original substrings,
-            in order), ``reranking_score`` (sigmoid; None in pruning_only mode),
+            in order), ``reranking_score`` (see :func:`ranking_scores`; None in pruning_only mode),
             ``compression_rate`` (percent of characters removed) and ``kept_spans`` (char offsets
             into the context, whose concatenation is ``pruned_context``), and with
             ``max_tokens`` ``kept_tokens`` (tokens of the kept sentences). An empty or
@@ -254,7 +254,7 @@ class ContextPruningMixin:
         logits, probabilities = self.score_documents(
             documents, batch_size=batch_size, show_progress_bar=show_progress_bar
         )
-        scores = None if logits is None else _positive_probability(logits)
+        scores = None if logits is None else ranking_scores(logits, self.config.ranking_activation)
         grouped, offset = [], 0
         for _, items in groups:
             positions = list(range(len(items)))
@@ -487,7 +487,13 @@ def _token_sentences(
     return owner, inside
 
 
-def _positive_probability(logits: np.ndarray) -> np.ndarray:
+def ranking_scores(logits: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
+    """``[documents]`` reranking scores from ``[documents, num_labels]`` logits: with
+    ``"sigmoid"`` the positive (last) class's probability (a sigmoid of one logit, a softmax over
+    several), with ``"identity"`` its raw logit (see ``PruningEncoderConfig.ranking_activation``).
+    """
+    if activation == "identity":
+        return logits[:, -1].astype(np.float64)
     if logits.shape[1] == 1:
         return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -155,6 +155,19 @@ def _replace(source: Path, destination: Path) -> None:
     shutil.rmtree(retired)
 
 
+def tag_ranking_activation(backbone: PreTrainedModel, activation: str) -> None:
+    """Make a saved ranking model report raw logits where its PruningEncoder does
+    (``ranking_activation="identity"``): ``sentence_transformers.CrossEncoder`` reads
+    ``activation_fn`` from its config, and ``pipeline("text-classification")`` applies no
+    function to a ``"regression"`` model. Both apply a sigmoid to one logit by default, which is
+    ``"sigmoid"``'s meaning, so those models need no tag."""
+    if activation == "identity":
+        backbone.config.sentence_transformers = {
+            "activation_fn": "torch.nn.modules.linear.Identity"
+        }
+        backbone.config.problem_type = "regression"
+
+
 class PruningHead(nn.Module):
     """Per-token keep/prune classifier over the encoder's last hidden states."""
 
@@ -333,6 +346,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         }
         (directory / PRUNING_ENCODER_CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
         backbone_dir = directory / backbone_dir_name(config.mode)
+        tag_ranking_activation(self.backbone, config.ranking_activation)
         self.backbone.save_pretrained(backbone_dir)
         head_dir = directory / PRUNING_HEAD_DIR
         head_dir.mkdir()

@@ -32,6 +32,7 @@ from .modeling_pruning_encoder import (
     atomic_directory,
     load_config,
     save_tokenizer,
+    tag_ranking_activation,
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
 from .sentence_splitter import split_sentences
@@ -219,6 +220,9 @@ class PruningEncoder(nn.Module):
         """Relevance scores of (query, document) pairs, as ``sentence_transformers.CrossEncoder``.
 
         Documents longer than ``max_length`` are scored by their best window, never truncated.
+        Without ``activation_fn``, a one-logit model's scores follow its
+        ``config.ranking_activation`` (a sigmoid probability, or the raw logit for naver's
+        Provence-style models); several logits are returned raw.
 
         Example:
             >>> model.predict([("Who wrote Hamlet?", "Shakespeare wrote it.")])  # doctest: +SKIP
@@ -237,7 +241,8 @@ class PruningEncoder(nn.Module):
         )
         logits = torch.from_numpy(logits_array)
         if activation_fn is None:
-            activation_fn = torch.sigmoid if logits.shape[1] == 1 else (lambda x: x)
+            sigmoid = logits.shape[1] == 1 and self.config.ranking_activation == "sigmoid"
+            activation_fn = torch.sigmoid if sigmoid else (lambda x: x)
         scores = activation_fn(logits)
         if apply_softmax and scores.shape[1] > 1:
             scores = torch.softmax(scores, dim=1)
@@ -335,6 +340,7 @@ class PruningEncoder(nn.Module):
 
     def _write_ranking_export(self, directory: Path, destination: str) -> None:
         model = self._float32_model("export_ranking_model()")
+        tag_ranking_activation(model.backbone, model.config.ranking_activation)
         model.backbone.save_pretrained(directory)
         save_tokenizer(self.tokenizer, directory, int(model.config.max_seq_length))
         metadata = {

@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .context_pruning import Document, _positive_probability, check_threshold, prune_group
+from .context_pruning import Document, check_threshold, prune_group, ranking_scores
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 from .token_budget import check_max_tokens
@@ -306,7 +306,8 @@ def _ranks(
     probabilities: list[np.ndarray],
     threshold: float,
 ) -> list[Rank]:
-    scores = logits[:, -1] if request.raw_scores else _positive_probability(logits)
+    activation = "identity" if request.raw_scores else model.config.ranking_activation
+    scores = ranking_scores(logits, activation)
     pruned = (
         prune_group(
             model.tokenizer,
@@ -339,7 +340,8 @@ def _pruned(
     probabilities: list[np.ndarray],
     threshold: float,
 ) -> PruneResponse:
-    scores = None if logits is None else _positive_probability(logits).tolist()
+    activation = model.config.ranking_activation
+    scores = None if logits is None else ranking_scores(logits, activation).tolist()
     results = prune_group(
         model.tokenizer,
         documents,
