@@ -12,6 +12,7 @@ from transformers import AutoConfig, PreTrainedConfig
 
 MODES = ("reranking_pruning", "pruning_only")
 RANKING_ACTIVATIONS = ("sigmoid", "identity")
+PRUNING_HEAD_INPUTS = ("last_hidden_state", "last_layer")
 
 
 class PruningEncoderConfig(PreTrainedConfig):
@@ -31,6 +32,11 @@ class PruningEncoderConfig(PreTrainedConfig):
             ``"sigmoid"`` (a probability, for models trained with a classification loss) or
             ``"identity"`` (the raw logit, as naver's Provence and XProvence report it: they are
             distilled from a teacher's scores with an MSE loss).
+        pruning_head_input: What the pruning head reads: ``"last_hidden_state"`` (the encoder's
+            output) or ``"last_layer"`` (``hidden_states[-1]``, the last layer's output before
+            any final norm: OpenProvence trains its head so, which differs on ModernBERT).
+        zero_score_when_empty: ``process()`` reports a score of 0 for a document of which no
+            sentence is kept (OpenProvence's default).
 
     Example:
         >>> from transformers import BertConfig
@@ -50,6 +56,8 @@ class PruningEncoderConfig(PreTrainedConfig):
         default_threshold: float = 0.5,
         pruning_dropout: float = 0.1,
         ranking_activation: str = "sigmoid",
+        pruning_head_input: str = "last_hidden_state",
+        zero_score_when_empty: bool = False,
         **kwargs: Any,
     ) -> None:
         if mode not in MODES:
@@ -60,6 +68,11 @@ class PruningEncoderConfig(PreTrainedConfig):
             raise ValueError(
                 f"Unknown ranking_activation {ranking_activation!r}: expected one of "
                 f"{', '.join(RANKING_ACTIVATIONS)}."
+            )
+        if pruning_head_input not in PRUNING_HEAD_INPUTS:
+            raise ValueError(
+                f"Unknown pruning_head_input {pruning_head_input!r}: expected one of "
+                f"{', '.join(PRUNING_HEAD_INPUTS)}."
             )
         max_seq_length = kwargs.pop("max_length", max_seq_length)
         if max_seq_length < 8:
@@ -73,6 +86,8 @@ class PruningEncoderConfig(PreTrainedConfig):
         self.default_threshold = default_threshold
         self.pruning_dropout = pruning_dropout
         self.ranking_activation = ranking_activation
+        self.pruning_head_input = pruning_head_input
+        self.zero_score_when_empty = zero_score_when_empty
         super().__init__(**kwargs)
 
     @property

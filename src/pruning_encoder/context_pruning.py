@@ -271,6 +271,7 @@ class ContextPruningMixin:
                 always_select_title=always_select_title,
                 max_tokens=max_tokens,
                 with_probabilities=return_sentence_probabilities,
+                zero_score_when_empty=self.config.zero_score_when_empty,
             )
             if reorder or top_k:
                 group = [{**result, "index": j} for j, result in zip(positions, group, strict=True)]
@@ -471,19 +472,28 @@ def _collate(
     return inputs, context_start
 
 
+def token_positions(offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The character that places each token: its last one. SentencePiece (``▁The``) and some
+    byte-level BPE tokenizers include the space before a word in its token's offsets, so a
+    token's first character can be the whitespace between two sentences."""
+    bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    return np.maximum(bounds[:, 0], bounds[:, 1] - 1)
+
+
 def _token_sentences(
     offsets: Sequence[tuple[int, int]], spans: Sequence[Span]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each context token's sentence (by its first character) and whether it lies inside it.
+    """Each context token's sentence (by :func:`token_positions`) and whether it lies inside it.
 
-    A token outside every sentence (a stray symbol a custom splitter left out) belongs to the next
-    sentence, so that windows still hold whole sentences, but is not counted in its probability.
+    A token outside every sentence (a stray symbol a custom splitter left out, a lone ``▁``)
+    belongs to the next sentence, so that windows still hold whole sentences, but is not counted
+    in its probability.
     """
-    token_starts = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+    positions = token_positions(offsets)
     starts = np.asarray([s for s, _ in spans], dtype=np.int64)
     ends = np.asarray([e for _, e in spans], dtype=np.int64)
-    owner = np.minimum(np.searchsorted(ends, token_starts, side="right"), len(spans) - 1)
-    inside = (token_starts >= starts[owner]) & (token_starts < ends[owner])
+    owner = np.minimum(np.searchsorted(ends, positions, side="right"), len(spans) - 1)
+    inside = (positions >= starts[owner]) & (positions < ends[owner])
     return owner, inside
 
 
@@ -510,9 +520,11 @@ def prune_group(
     always_select_title: bool = True,
     max_tokens: int | None = None,
     with_probabilities: bool = False,
+    zero_score_when_empty: bool = False,
 ) -> list[Result]:
     """The result dicts of the documents of one question, from their scores and sentence
-    keep-probabilities (what ``process()`` returns for them; see ``select_sentences``)."""
+    keep-probabilities (what ``process()`` returns for them; see ``select_sentences``); with
+    ``zero_score_when_empty``, a document of which nothing is kept scores 0."""
     selections = select_sentences(
         probabilities,
         threshold=threshold,
@@ -521,12 +533,15 @@ def prune_group(
         max_tokens=max_tokens,
         count_tokens=lambda d, sentences: _count_tokens(tokenizer, documents[d], sentences),
     )
-    return [
-        _result(doc, None if scores is None else scores[d], probs, selection, with_probabilities)
-        for d, (doc, probs, selection) in enumerate(
-            zip(documents, probabilities, selections, strict=True)
-        )
-    ]
+    results = []
+    for d, (doc, probs, selection) in enumerate(
+        zip(documents, probabilities, selections, strict=True)
+    ):
+        score = None if scores is None else scores[d]
+        if zero_score_when_empty and score is not None and not selection.keep.any():
+            score = 0.0
+        results.append(_result(doc, score, probs, selection, with_probabilities))
+    return results
 
 
 def _result(

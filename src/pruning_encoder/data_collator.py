@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .context_pruning import _collate, _pack_windows, _Template, _token_sentences, _Window
+from .context_pruning import (
+    _collate,
+    _pack_windows,
+    _Template,
+    _token_sentences,
+    _Window,
+    token_positions,
+)
 from .dataset import Record
 from .sentence_splitter import Span, split_sentences
 
@@ -111,8 +118,9 @@ class PruningDataCollator:
 
 
 def _inside(offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> np.ndarray:
-    """1 for each token whose first character lies inside one of the (sorted) spans, else 0."""
-    starts = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+    """1 for each token placed (:func:`token_positions`) inside one of the (sorted) spans,
+    else 0."""
+    starts = token_positions(offsets)
     if not spans:
         return np.zeros(len(starts), dtype=np.int64)
     span_starts = np.asarray([s for s, _ in spans], dtype=np.int64)

@@ -264,18 +264,26 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
-        if not self.config.has_ranking_head:
-            return None, self._prune(self.backbone(**inputs)[0])
-        # The sequence-classification head pools internally; capture the base model's last hidden
-        # states on the way so one pass serves both heads, whatever the backbone architecture.
+        # The heads share one pass: the ranking head runs inside the backbone (which pools as its
+        # architecture does), and a hook hands the pruning head its states on the way.
+        base = self.backbone.base_model
+        final_norm = getattr(base, "final_norm", None)
         captured: list[torch.Tensor] = []
-        hook = self.backbone.base_model.register_forward_hook(
-            lambda _module, _args, output: captured.append(output[0])
-        )
+        if self.config.pruning_head_input == "last_layer" and final_norm is not None:
+            # What enters ModernBERT's final_norm: the states OpenProvence trains its head on
+            # (hidden_states[-1] in transformers 4, which version 5 ties to last_hidden_state).
+            hook = final_norm.register_forward_pre_hook(
+                lambda _module, args: captured.append(args[0])
+            )
+        else:
+            hook = base.register_forward_hook(
+                lambda _module, _args, output: captured.append(output[0])
+            )
         try:
-            ranking_logits = self.backbone(**inputs).logits
+            outputs = self.backbone(**inputs)
         finally:
             hook.remove()
+        ranking_logits = outputs.logits if self.config.has_ranking_head else None
         return ranking_logits, self._prune(captured[0])
 
     def _prune(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -440,9 +448,12 @@ def load_config(path: str, **hub_kwargs: Any) -> PruningEncoderConfig:
     config_dict, _ = PruningEncoderConfig.get_config_dict(path, **hub_kwargs)
     model_type = config_dict.get("model_type")
     if model_type != PruningEncoderConfig.model_type:
+        architectures = config_dict.get("architectures")
         raise ValueError(
-            f"{path} holds a {model_type!r} model, not a PruningEncoder "
-            f"(model_type 'pruning_encoder'); to build one on it, use PruningEncoder({path!r})."
+            f"{path} holds a {model_type!r} model (architectures {architectures!r}), neither a "
+            "PruningEncoder (model_type 'pruning_encoder') nor a published Provence-family "
+            "checkpoint (model_type 'Provence' or 'open_provence', architectures "
+            f"['XProvence']); to build a new PruningEncoder on it, use PruningEncoder({path!r})."
         )
     config = PruningEncoderConfig.from_dict(config_dict)
     config.name_or_path = path

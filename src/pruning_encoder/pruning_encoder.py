@@ -25,6 +25,7 @@ from . import __version__
 from .bundled import apply_bundle_weights, bundle_dir, read_bundle, resolve_model_path
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
 from .context_pruning import Document, check_top_k
+from .importers import import_checkpoint, imported_family
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
     PruningEncoderModel,
@@ -35,6 +36,7 @@ from .modeling_pruning_encoder import (
     tag_ranking_activation,
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
+from .pair_template import add_pair_template
 from .sentence_splitter import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -71,8 +73,11 @@ class PruningEncoder(nn.Module):
 
     Args:
         model_name_or_path: The name of a bundled model (``"minilm-l6-wiki"``, trained, works
-            offline), a saved PruningEncoder directory or Hub id (loaded as is), or any Hugging
-            Face encoder (path or Hub id) to build a new, untrained PruningEncoder on.
+            offline), a saved PruningEncoder directory or Hub id (loaded as is), a published
+            Provence-family checkpoint (naver Provence, XProvence, OpenProvence, Zilliz
+            semantic-highlight; imported without running its code, see
+            :mod:`pruning_encoder.importers`), or any Hugging Face encoder (path or Hub id) to
+            build a new, untrained PruningEncoder on.
         mode: ``"reranking_pruning"`` or ``"pruning_only"`` (only when building a new model).
         num_labels: Ranking labels of a new model (1: a relevance logit, scored with a sigmoid).
         max_length: Tokens per (question, window) input; default: what the backbone allows, at
@@ -90,6 +95,13 @@ class PruningEncoder(nn.Module):
             CPUs with native bf16 (``avx512_bf16`` or AMX): elsewhere bf16 is emulated and slower.
             A model loaded so cannot be saved or exported (load it again without ``dtype``).
             Default: float32.
+        allow_pytorch_bin: Import a published checkpoint whose only weights are a pickled
+            ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``); refused by
+            default, since unpickling can run code.
+
+    Raises:
+        ImportFormatError: A published checkpoint lacks a weight its format requires, or holds
+            only a ``pytorch_model.bin`` without ``allow_pytorch_bin``.
 
     Example:
         >>> model = PruningEncoder("path/to/minilm")  # doctest: +SKIP
@@ -110,6 +122,7 @@ class PruningEncoder(nn.Module):
         backend: str = "torch",
         file_name: str = FP32_FILE,
         dtype: str | torch.dtype | None = None,
+        allow_pytorch_bin: bool = False,
     ) -> None:
         super().__init__()
         precision = _resolve_dtype(dtype)
@@ -140,6 +153,8 @@ class PruningEncoder(nn.Module):
             self.model = _load_bundled(bundle)
         elif _is_pruning_encoder(path):
             self.model = PruningEncoderModel.from_pretrained(path)
+        elif imported_family(path) is not None:
+            self.model = import_checkpoint(path, allow_pytorch_bin=allow_pytorch_bin)
         else:
             self.model = _build(
                 path, mode, num_labels, max_length, default_threshold, pruning_dropout
@@ -159,12 +174,21 @@ class PruningEncoder(nn.Module):
         backend: str = "torch",
         file_name: str = FP32_FILE,
         dtype: str | torch.dtype | None = None,
+        allow_pytorch_bin: bool = False,
     ) -> PruningEncoder:
-        """Load a saved PruningEncoder (directory or Hub id); errors clearly on anything else."""
+        """Load a trained model: a bundled one, a saved PruningEncoder or a published
+        Provence-family checkpoint (directory or Hub id); anything else is a clear error."""
         path = str(model_name_or_path)
-        if bundle_dir(path) is None:
+        if bundle_dir(path) is None and imported_family(path) is None:
             load_config(path)
-        return cls(path, device=device, backend=backend, file_name=file_name, dtype=dtype)
+        return cls(
+            path,
+            device=device,
+            backend=backend,
+            file_name=file_name,
+            dtype=dtype,
+            allow_pytorch_bin=allow_pytorch_bin,
+        )
 
     @property
     def config(self) -> PruningEncoderConfig:
@@ -417,6 +441,7 @@ def _build(
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.is_fast:
         raise ValueError(f"{path} has no fast tokenizer: PruningEncoder needs offset mappings.")
+    add_pair_template(tokenizer)
     if mode == "reranking_pruning":
         backbone = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
     else:

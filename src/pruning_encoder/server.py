@@ -350,5 +350,6 @@ def _pruned(
         threshold=threshold,
         always_select_title=False,
         max_tokens=request.max_tokens,
+        zero_score_when_empty=model.config.zero_score_when_empty,
     )
     return PruneResponse(results=[PruneResult(**result) for result in results])
