@@ -76,6 +76,7 @@ def write_checkpoint(family: str, directory: Path) -> Path:
             "id2label": {"0": "LABEL_0"},
         }
         _trap(directory, "modeling_provence")
+        (directory / "README.md").write_text("---\nlicense: cc-by-nc-nd-4.0\n---\n# Provence\n")
     elif family == "xprovence":
         # naver/xprovence-reranker-bgem3-v1: an XLM-RoBERTa config with architectures
         # ["XProvence"]; roberta.* with roberta.pooler.dense, classifier [1, H],

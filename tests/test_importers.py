@@ -215,6 +215,20 @@ def test_convert_writes_our_layout_and_runs_no_checkpoint_code(
     assert run_without_the_package(script).stdout.startswith("identity")
 
 
+def test_the_model_card_keeps_the_published_licence(
+    imported: dict[str, PruningEncoder], tmp_path: Path
+) -> None:
+    imported["provence"].save_pretrained(tmp_path / "provence", export_ranking_model=True)
+    for card in ("README.md", "ranking_model_standalone/README.md"):
+        text = (tmp_path / "provence" / card).read_text()
+        assert "license: cc-by-nc-nd-4.0" in text
+    text = (tmp_path / "provence" / "README.md").read_text()
+    assert "Imported from the naver Provence checkpoint" in text
+    imported["zilliz"].save_pretrained(tmp_path / "zilliz")  # its card states no licence
+    text = (tmp_path / "zilliz" / "README.md").read_text()
+    assert "licence as published: none stated" in text and "apache" not in text
+
+
 def test_an_unknown_format_names_what_it_found(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "mystery", "architectures": ["Odd"]}')
     with pytest.raises(

@@ -37,6 +37,9 @@ class PruningEncoderConfig(PreTrainedConfig):
             any final norm: OpenProvence trains its head so, which differs on ModernBERT).
         zero_score_when_empty: ``process()`` reports a score of 0 for a document of which no
             sentence is kept (OpenProvence's default).
+        imported_from: For a published checkpoint imported by ``pruning_encoder.importers``: its
+            ``family``, ``source`` (folder or Hub id) and ``license`` as published (None where
+            it states none); the model card reports them.
 
     Example:
         >>> from transformers import BertConfig
@@ -58,6 +61,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         ranking_activation: str = "sigmoid",
         pruning_head_input: str = "last_hidden_state",
         zero_score_when_empty: bool = False,
+        imported_from: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if mode not in MODES:
@@ -88,6 +92,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         self.ranking_activation = ranking_activation
         self.pruning_head_input = pruning_head_input
         self.zero_score_when_empty = zero_score_when_empty
+        self.imported_from = imported_from
         super().__init__(**kwargs)
 
     @property

@@ -25,12 +25,14 @@ def write_model_card(
     (a Markdown section with the model's metrics, when known)."""
     config = model.config
     base = config.base_model_name_or_path
+    imported = config.imported_from
     data = ModelCardData(
         library_name="pruning-encoder",
         pipeline_tag="text-ranking",
         base_model=base if base and not Path(base).is_absolute() else None,
         tags=["pruning-encoder", "context-pruning", "reranker", "cross-encoder", config.mode],
-        license="apache-2.0",
+        # An imported model keeps the licence its publishers gave it.
+        license=imported["license"] if imported else "apache-2.0",
     )
     body = Template(TEMPLATE.read_text()).substitute(
         mode=config.mode,
@@ -41,23 +43,42 @@ def write_model_card(
         evaluation=evaluation,
         ranking_dir="ranking_model" if config.has_ranking_head else "encoder_model",
         ranking_section=_ranking_section(config.has_ranking_head),
+        provenance=_provenance(imported),
     )
     _card(data, body).save(directory / "README.md")
+
+
+def _provenance(imported: dict[str, Any] | None) -> str:
+    if not imported:
+        return ""
+    license_ = imported["license"] or "none stated; see the original checkpoint"
+    return (
+        f"- Imported from the {imported['family']} checkpoint `{imported['source']}`, without "
+        f"running its code; licence as published: {license_}\n"
+    )
 
 
 def write_export_card(
     model: PruningEncoderPreTrainedModel, directory: Path, metadata: dict[str, Any]
 ) -> None:
     """Write ``README.md`` of a ranking-only export."""
-    base = model.config.base_model_name_or_path
+    config = model.config
+    base = config.base_model_name_or_path
+    imported = config.imported_from
     data = ModelCardData(
         library_name="sentence-transformers",
         pipeline_tag="text-ranking",
         base_model=base if base and not Path(base).is_absolute() else None,
         tags=["cross-encoder", "reranker", "exported-from-pruning-encoder"],
-        license="apache-2.0",
+        license=imported["license"] if imported else "apache-2.0",
+    )
+    score = (
+        "its score is the raw logit, which CrossEncoder and pipeline() report as it is"
+        if config.ranking_activation == "identity"
+        else "one logit; CrossEncoder and pipeline() apply a sigmoid for a score in [0, 1]"
     )
     body = Template(EXPORT_TEMPLATE.read_text()).substitute(
+        score=score,
         backbone=type(model.backbone).__name__,
         source=metadata.get("source_path") or "an in-memory PruningEncoder",
         version=metadata["pruning_encoder_version"],

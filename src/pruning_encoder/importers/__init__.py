@@ -58,7 +58,7 @@ def import_checkpoint(
         )
     weights = checkpoint.weights(allow_pytorch_bin=allow_pytorch_bin)
     conversion = module.convert(checkpoint, weights)
-    return assemble(conversion, checkpoint.tokenizer(), path)
+    return assemble(conversion, checkpoint)
 
 
 def _format(checkpoint: Checkpoint) -> ModuleType | None:

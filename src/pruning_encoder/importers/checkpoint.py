@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import (
     AutoModelForSequenceClassification,
@@ -106,6 +107,14 @@ class Checkpoint:
         loaded = torch.load(pickled, map_location="cpu", weights_only=True)
         return {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}
 
+    def license(self) -> str | None:
+        """The licence its model card (``README.md``) declares, if any."""
+        card = self._file("README.md")
+        if card is None:
+            return None
+        license_ = ModelCard.load(card).data.license
+        return str(license_) if license_ else None
+
     def tokenizer(self) -> PreTrainedTokenizerBase:
         """The checkpoint's own tokenizer (fast, for offsets), with its code never run.
 
@@ -167,14 +176,14 @@ def require(weights: Weights, names: list[str], family: str, path: str) -> None:
         )
 
 
-def assemble(
-    conversion: Conversion, tokenizer: PreTrainedTokenizerBase, path: str
-) -> PruningEncoderModel:
+def assemble(conversion: Conversion, checkpoint: Checkpoint) -> PruningEncoderModel:
     """Our model from a conversion: every backbone weight must fit, none may be left over.
 
     Raises:
         ImportFormatError: Weights are missing, left over or of the wrong shape.
     """
+    path = checkpoint.path
+    tokenizer = checkpoint.tokenizer()
     backbone = AutoModelForSequenceClassification.from_config(conversion.encoder_config)
     # Older checkpoints store the position-id buffers, which recent models recompute.
     state = {k: v for k, v in conversion.backbone.items() if not k.endswith("position_ids")}
@@ -195,6 +204,11 @@ def assemble(
         mode="reranking_pruning",
         encoder_config=backbone.config,
         base_model_name_or_path=path,
+        imported_from={
+            "family": conversion.family,
+            "source": path,
+            "license": checkpoint.license(),
+        },
         **conversion.settings,
     )
     model = PruningEncoderModel(config, backbone=backbone)
