@@ -17,16 +17,17 @@ CONTEXT = "The Eiffel Tower is in Paris. It was finished in 1889. Cats purr loud
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "bf16", torch.bfloat16, "float16"])
-def test_the_encoder_runs_in_the_dtype_and_the_pruning_head_in_float32(
+def test_the_encoder_runs_in_the_dtype_and_the_heads_in_float32(
     tiny_model: PruningEncoder, tmp_path: Path, dtype: str | torch.dtype
 ) -> None:
     tiny_model.save_pretrained(tmp_path / "model")
     model = PruningEncoder(tmp_path / "model", device="cpu", dtype=dtype)
     inner = model.model
-    assert {p.dtype for p in inner.backbone.parameters()} == {  # type: ignore[union-attr]
+    assert {p.dtype for p in inner.backbone.base_model.parameters()} == {  # type: ignore[union-attr]
         torch.bfloat16 if dtype != "float16" else torch.float16
     }
-    assert {p.dtype for p in inner.pruning_head.parameters()} == {torch.float32}  # type: ignore[union-attr]
+    heads = [inner.pruning_head, inner.backbone.classifier]  # type: ignore[union-attr]
+    assert {p.dtype for head in heads for p in head.parameters()} == {torch.float32}
     reference = PruningEncoder(tmp_path / "model", device="cpu")
     got = model.process("Where is it?", CONTEXT, threshold=0.0, return_sentence_probabilities=True)
     want = reference.process(

@@ -17,6 +17,7 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 from transformers.utils import logging as hf_logging
@@ -90,9 +91,10 @@ class PruningEncoder(nn.Module):
         file_name: With ``backend="onnx"``, the graph to run: ``"onnx/model.onnx"`` (fp32) or
             ``"onnx/model_qint8.onnx"`` (int8: faster, scores within about 1%).
         dtype: ``"bfloat16"`` or ``"float16"`` (or the torch dtype) runs the encoder's weights
-            in that precision for inference, on GPU or CPU; the pruning head, the softmax and
-            sigmoid and the token-to-sentence means stay in float32. Worth it on GPUs and on
-            CPUs with native bf16 (``avx512_bf16`` or AMX): elsewhere bf16 is emulated and slower.
+            in that precision for inference, on GPU or CPU; the ranking and pruning heads, the
+            softmax and sigmoid and the token-to-sentence means stay in float32. Worth it on
+            GPUs and on CPUs with native bf16 (``avx512_bf16`` or AMX): elsewhere bf16 is
+            emulated and slower.
             A model loaded so cannot be saved or exported (load it again without ``dtype``).
             Default: float32.
         allow_pytorch_bin: Import a published checkpoint whose only weights are a pickled
@@ -162,7 +164,7 @@ class PruningEncoder(nn.Module):
             _warn_untrained(path)
         self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if precision != torch.float32:
-            nn.Module.to(self.model.backbone, dtype=precision)
+            _reduce_encoder_precision(self.model.backbone, precision)
         self.eval()
 
     @classmethod
@@ -400,6 +402,27 @@ class PruningEncoder(nn.Module):
     def _require_ranking_head(self, what: str) -> None:
         if not self.config.has_ranking_head:
             raise ValueError(f"{what} needs ranking scores, but this model is pruning_only.")
+
+
+def _reduce_encoder_precision(backbone: PreTrainedModel, dtype: torch.dtype) -> None:
+    """Run the encoder (``backbone.base_model``) in ``dtype``; the ranking head's modules (the
+    backbone's other children: pooler, classifier) stay in float32 and take float32 inputs, as
+    the pruning head does: reduced-precision heads flip decisions near a threshold."""
+    base: nn.Module = backbone.base_model  # type: ignore[assignment]
+    nn.Module.to(base, dtype=dtype)
+    for child in backbone.children():
+        if child is not base:
+            child.register_forward_pre_hook(_inputs_to_float32, with_kwargs=True)
+
+
+def _inputs_to_float32(
+    _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def cast(value: Any) -> Any:
+        is_float = isinstance(value, torch.Tensor) and value.is_floating_point()
+        return value.float() if is_float else value
+
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
 
 def _is_pruning_encoder(path: str) -> bool:
