@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -27,6 +26,7 @@ from .bundled import apply_bundle_weights, bundle_dir, read_bundle, resolve_mode
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
 from .context_pruning import Document, check_top_k
 from .importers import import_checkpoint, imported_family
+from .importers.checkpoint import Checkpoint
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
     PruningEncoderModel,
@@ -426,15 +426,9 @@ def _inputs_to_float32(
 
 
 def _is_pruning_encoder(path: str) -> bool:
-    config_file = Path(path, "config.json")
-    if config_file.is_file():
-        return json.loads(config_file.read_text()).get("model_type") == "pruning_encoder"
-    if os.path.isdir(path):
-        return False
-    try:
-        return AutoConfig.from_pretrained(path).model_type == "pruning_encoder"
-    except (OSError, ValueError):
-        return False
+    # config.json read as JSON: AutoConfig would offer to run a published checkpoint's code.
+    checkpoint = Checkpoint.open(path)
+    return checkpoint is not None and checkpoint.config.get("model_type") == "pruning_encoder"
 
 
 _WARNED_UNTRAINED: set[str] = set()
