@@ -1,0 +1,9 @@
+"""Prune whole corpora on a data engine: Ray Data (:class:`RayPruner`) and Spark
+(:func:`spark_predict_fn`), both on one engine-neutral :class:`BatchPruner`."""
+
+from __future__ import annotations
+
+from .batch_pruner import BatchPruner
+from .ray_data import RayPruner
+
+__all__ = ["BatchPruner", "RayPruner"]
