@@ -1,0 +1,149 @@
+"""``prune``: keep only the sentences of a context that are relevant to a question."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from ..pruning_encoder import PruningEncoder
+from .common import (
+    EXIT_INVALID_INPUT,
+    EXIT_OK,
+    PROG,
+    CliError,
+    Options,
+    chosen_model_path,
+    load_model,
+    output_options,
+    probability,
+    read_text,
+    token_budget,
+)
+from .jsonl import InvalidLines, map_jsonl
+
+PRUNE_FIELDS = {"question": "a string", "context": "a string"}
+RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
+
+PRUNE_EPILOG = f"""\
+examples:
+  {PROG} prune --model my-model --question "Who wrote Hamlet?" article.txt
+  cat article.txt | {PROG} prune --model my-model --question "Who wrote Hamlet?" --json
+  {PROG} prune --model my-model --input pairs.jsonl --output pruned.jsonl
+
+Each --input line is a JSON object with string fields "question" and "context"; its output line
+is the same object plus {", ".join(RESULT_FIELDS)}.
+An invalid line is reported as FILE:LINE on stderr and skipped; the exit status is then 1.
+"""
+
+
+def add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    prune = commands.add_parser(
+        "prune",
+        parents=parents,
+        help="keep only the sentences of a context that are relevant to a question",
+        description="Keep only the sentences of each context that are relevant to its question.",
+        epilog=PRUNE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = prune.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--question", metavar="TEXT", help="prune the context in FILE for this question"
+    )
+    source.add_argument(
+        "--input", metavar="JSONL", help="prune the question/context pair of each line (- stdin)"
+    )
+    prune.add_argument(
+        "context", nargs="?", metavar="FILE", help="the context for --question (default, -: stdin)"
+    )
+    prune.add_argument(
+        "--threshold",
+        type=probability,
+        metavar="P",
+        help="keep a sentence whose keep-probability exceeds this (default: the model's)",
+    )
+    prune.add_argument(
+        "--max-tokens",
+        type=token_budget,
+        metavar="N",
+        help="a token budget: of the sentences above the threshold, keep the most probable that "
+        "fit N tokens of the model's tokenizer (adds kept_tokens to JSON results)",
+    )
+    output_options(prune, "the full result")
+    prune.set_defaults(handler=_prune)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    _check_prune_mode(args)
+    model_path = chosen_model_path(args.model)
+    options: Options = {
+        "threshold": args.threshold,
+        "max_tokens": args.max_tokens,
+        "batch_size": args.batch_size,
+        "show_progress_bar": False,
+    }
+    if args.question is not None:
+        return _prune_text(args, model_path, options)
+    return _prune_jsonl(args, model_path, options)
+
+
+def _check_prune_mode(args: argparse.Namespace) -> None:
+    """Refuse the options of the other mode: argparse cannot tie them to --question or --input."""
+    if args.input is not None and args.context is not None:
+        raise CliError("a context FILE goes with --question; with --input, contexts are in JSONL")
+    if args.input is not None and args.json:
+        raise CliError("--json goes with --question; --input always writes JSON lines")
+    if args.question is not None and args.output != "-":
+        raise CliError("--output goes with --input; --question prints to stdout")
+
+
+def _prune_text(args: argparse.Namespace, model_path: str, options: Options) -> int:
+    context = read_text(args.context or "-")
+    model = load_model(model_path, args)
+    try:
+        result = model.process(args.question, context, **options)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"cannot prune: {exc}", EXIT_INVALID_INPUT) from None
+    print(json.dumps(result) if args.json else result["pruned_context"])
+    return EXIT_OK
+
+
+def _prune_jsonl(args: argparse.Namespace, model_path: str, options: Options) -> int:
+    def prune_batch(
+        model: PruningEncoder, batch: list[tuple[int, dict[str, Any]]], invalid: InvalidLines
+    ) -> Iterator[dict[str, Any]]:
+        return _prune_batch(model, batch, options, invalid)
+
+    return map_jsonl(args, model_path, "Pruning", PRUNE_FIELDS, args.batch_size, prune_batch)
+
+
+def _prune_batch(
+    model: PruningEncoder,
+    batch: list[tuple[int, dict[str, Any]]],
+    options: Options,
+    invalid: InvalidLines,
+) -> Iterator[dict[str, Any]]:
+    """Each record of the batch with its results added, in order."""
+    try:
+        results = _prune_records(model, [record for _, record in batch], options)
+    except (ValueError, TypeError):
+        # One record the model refuses (an overlong question, text that is not valid Unicode)
+        # fails the whole call: redo the batch record by record to skip just that one.
+        for number, record in batch:
+            try:
+                yield {**record, **_prune_records(model, [record], options)[0]}
+            except (ValueError, TypeError) as exc:
+                invalid.report(number, f"cannot prune: {exc}")
+        return
+    for (_, record), result in zip(batch, results, strict=True):
+        yield {**record, **result}
+
+
+def _prune_records(
+    model: PruningEncoder, records: list[dict[str, Any]], options: Options
+) -> list[dict[str, Any]]:
+    questions = [record["question"] for record in records]
+    contexts = [record["context"] for record in records]
+    results: list[dict[str, Any]] = model.process(questions, contexts, **options)
+    return results
