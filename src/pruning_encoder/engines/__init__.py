@@ -1,5 +1,6 @@
 """Prune whole corpora on a data engine: Ray Data (:class:`RayPruner`) and Spark
-(:func:`spark_predict_fn`), both on one engine-neutral :class:`BatchPruner`."""
+(:func:`~pruning_encoder.engines.spark.pruning_udf`, imported from its module so that
+Spark is needed only there), both on one engine-neutral :class:`BatchPruner`."""
 
 from __future__ import annotations
 

@@ -95,6 +95,12 @@ class BatchPruner:
             )
 
     @property
+    def inputs(self) -> list[str]:
+        """The input columns this pruner reads: question, context and, if set, title."""
+        names = [self.question_column, self.context_column]
+        return names if self.title_column is None else [*names, self.title_column]
+
+    @property
     def output_columns(self) -> tuple[str, ...]:
         """The result columns this pruner adds, in order."""
         columns = [*RESULT_COLUMNS]
@@ -110,10 +116,7 @@ class BatchPruner:
         Raises:
             KeyError: The question, context or title column is missing from the batch.
         """
-        needed = [self.question_column, self.context_column]
-        if self.title_column is not None:
-            needed.append(self.title_column)
-        missing = [name for name in needed if name not in columns]
+        missing = [name for name in self.inputs if name not in columns]
         if missing:
             raise KeyError(
                 f"The batch has no column {', '.join(map(repr, missing))}; it has "

@@ -55,9 +55,3 @@ class RayPruner(BatchPruner):
             array = pa.array(values, type=types[name])
             frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(array), index=frame.index)
         return frame
-
-    @property
-    def inputs(self) -> list[str]:
-        """The input columns this pruner reads."""
-        names = [self.question_column, self.context_column]
-        return names if self.title_column is None else [*names, self.title_column]

@@ -1,0 +1,84 @@
+"""Spark: prune a DataFrame's (question, context) columns with a pandas UDF.
+
+Example (``pip install 'pruning-encoder[spark]'``; Spark needs Java 17 or newer)::
+
+    from pruning_encoder.engines.spark import pruning_udf
+
+    prune = pruning_udf(model="minilm-l6-wiki", threshold=0.1)
+    pairs = session.read.parquet("pairs/")  # columns question, context
+    pruned = pairs.withColumn("result", prune("question", "context"))
+    pruned.select("*", "result.*").drop("result").write.parquet("pruned/")
+
+The UDF is an iterator-of-batches pandas UDF, Spark's way of loading a model once per Python
+worker (``pyspark.ml.functions.predict_batch_udf`` does the same for tensor models, but accepts
+neither null results nor lists of spans). Its struct has the columns of
+:class:`~pruning_encoder.engines.BatchPruner`; pass it the question, context and (with
+``title_column``) title columns, in that order. Arrow batches go to each worker with
+``spark.sql.execution.arrow.maxRecordsPerBatch`` rows (10,000 by default), read by the model
+``batch_size`` windows at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+from .batch_pruner import BatchPruner
+
+
+def pruning_udf(**options: Any) -> Any:
+    """A Spark pandas UDF that prunes (question, context[, title]) columns into a struct of
+    result columns; ``options`` are :class:`BatchPruner`'s keyword arguments, and each Python
+    worker builds one pruner (loading the model) for all the batches it gets."""
+    from pyspark.sql.functions import pandas_udf
+
+    schema = return_type(**options)
+    names = [field.name for field in schema.fields]
+
+    def frames(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
+        pruner = BatchPruner(**options)
+        for columns in batches:
+            named = dict(zip(pruner.inputs, (c.tolist() for c in columns), strict=True))
+            yield pd.DataFrame(pruner.prune_columns(named), columns=names)
+
+    # pandas_udf tells the kind of UDF by its type hints: an iterator of (Series, ...) tuples.
+    if options.get("title_column") is None:
+
+        def prune(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+            return frames(batches)
+
+    else:
+
+        def prune(  # type: ignore[misc]
+            batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]],
+        ) -> Iterator[pd.DataFrame]:
+            return frames(batches)
+
+    return pandas_udf(prune, returnType=schema)  # type: ignore[call-overload]
+
+
+def return_type(**options: Any) -> Any:
+    """The ``StructType`` of the result columns for these options (``max_tokens`` adds
+    ``kept_tokens``; ``return_sentence_probabilities`` the probability columns)."""
+    from pyspark.sql import types
+
+    spans = types.ArrayType(types.ArrayType(types.LongType()))
+    known = {
+        "pruned_context": types.StringType(),
+        "reranking_score": types.DoubleType(),
+        "compression_rate": types.DoubleType(),
+        "kept_spans": spans,
+        "kept_tokens": types.LongType(),
+        "sentence_spans": spans,
+        "sentence_probabilities": types.ArrayType(types.DoubleType()),
+        "error": types.StringType(),
+    }
+    names = ["pruned_context", "reranking_score", "compression_rate", "kept_spans"]
+    if options.get("max_tokens") is not None:
+        names.append("kept_tokens")
+    if options.get("return_sentence_probabilities"):
+        names.extend(["sentence_spans", "sentence_probabilities"])
+    names.append("error")
+    return types.StructType([types.StructField(name, known[name]) for name in names])
