@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+from ..engines.corpus import ENGINES, prune_corpus
 from ..pruning_encoder import PruningEncoder
 from .common import (
     EXIT_INVALID_INPUT,
@@ -17,11 +19,14 @@ from .common import (
     chosen_model_path,
     load_model,
     output_options,
+    positive_int,
     probability,
     read_text,
     token_budget,
 )
 from .jsonl import InvalidLines, map_jsonl
+
+logger = logging.getLogger(__name__)
 
 PRUNE_FIELDS = {"question": "a string", "context": "a string"}
 RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
@@ -31,10 +36,17 @@ examples:
   {PROG} prune --model my-model --question "Who wrote Hamlet?" article.txt
   cat article.txt | {PROG} prune --model my-model --question "Who wrote Hamlet?" --json
   {PROG} prune --model my-model --input pairs.jsonl --output pruned.jsonl
+  {PROG} prune --model my-model --input 'corpus/*.parquet' --output pruned/ --engine ray
 
 Each --input line is a JSON object with string fields "question" and "context"; its output line
 is the same object plus {", ".join(RESULT_FIELDS)}.
 An invalid line is reported as FILE:LINE on stderr and skipped; the exit status is then 1.
+
+With --engine (local: this process; ray: Ray Data actors), --input is a JSONL or Parquet file, a
+folder or a glob, and --output a folder of Parquet shards (part-*.parquet) with the source
+position of each row (source_file, source_row), the results and an "error" column for rows that
+could not be pruned (the exit status is 1 while it holds any). The folder's _manifest.jsonl records finished
+shards: after a crash or Ctrl-C, the same command does only what is missing.
 """
 
 
@@ -71,6 +83,34 @@ def add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         "fit N tokens of the model's tokenizer (adds kept_tokens to JSON results)",
     )
     output_options(prune, "the full result")
+    corpus = prune.add_argument_group(
+        "corpus mode (--engine): --input is a JSONL or Parquet file, folder or glob, --output a "
+        "folder of Parquet shards; a rerun resumes"
+    )
+    corpus.add_argument(
+        "--engine", choices=ENGINES, help="prune in this process (local) or on Ray Data (ray)"
+    )
+    corpus.add_argument(
+        "--shard-rows",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="input rows per output shard (default: 10000)",
+    )
+    corpus.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="with --engine ray, actors, each loading the model once (default: 2)",
+    )
+    corpus.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0,
+        metavar="G",
+        help="with --engine ray, GPUs per actor (default: 0)",
+    )
     prune.set_defaults(handler=_prune)
 
 
@@ -85,7 +125,44 @@ def _prune(args: argparse.Namespace) -> int:
     }
     if args.question is not None:
         return _prune_text(args, model_path, options)
+    if args.engine is not None:
+        return _prune_corpus(args, model_path)
     return _prune_jsonl(args, model_path, options)
+
+
+def _prune_corpus(args: argparse.Namespace, model_path: str) -> int:
+    if args.input == "-" or args.output == "-":
+        raise CliError("--engine reads files (not stdin) and writes a folder: give --output DIR")
+    if args.backend != "torch" or args.dtype != "float32":
+        load_model(model_path, args)  # the same checks as the other modes
+    try:
+        report = prune_corpus(
+            args.input,
+            args.output,
+            engine=args.engine,
+            shard_rows=args.shard_rows,
+            workers=args.workers,
+            num_gpus=args.gpus_per_worker,
+            model=model_path,
+            device=args.device,
+            dtype=None if args.dtype == "float32" else args.dtype,
+            backend=args.backend,
+            file_name=args.onnx_file,
+            threshold=args.threshold,
+            max_tokens=args.max_tokens,
+            batch_size=args.batch_size,
+        )
+    except (OSError, ValueError) as error:
+        raise CliError(f"cannot prune {args.input}: {' '.join(str(error).split())}") from None
+    logger.warning(
+        "%s: %d shards pruned, %d already done; %d rows written, %d with an error",
+        args.output,
+        report.shards_pruned,
+        report.shards_skipped,
+        report.rows,
+        report.errors,
+    )
+    return EXIT_INVALID_INPUT if report.errors else EXIT_OK
 
 
 def _check_prune_mode(args: argparse.Namespace) -> None:
@@ -96,6 +173,8 @@ def _check_prune_mode(args: argparse.Namespace) -> None:
         raise CliError("--json goes with --question; --input always writes JSON lines")
     if args.question is not None and args.output != "-":
         raise CliError("--output goes with --input; --question prints to stdout")
+    if args.question is not None and args.engine is not None:
+        raise CliError("--engine goes with --input")
 
 
 def _prune_text(args: argparse.Namespace, model_path: str, options: Options) -> int:
