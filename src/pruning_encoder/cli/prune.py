@@ -45,8 +45,8 @@ An invalid line is reported as FILE:LINE on stderr and skipped; the exit status 
 With --engine (local: this process; ray: Ray Data actors), --input is a JSONL or Parquet file, a
 folder or a glob, and --output a folder of Parquet shards (part-*.parquet) with the source
 position of each row (source_file, source_row), the results and an "error" column for rows that
-could not be pruned (the exit status is 1 while it holds any). The folder's _manifest.jsonl records finished
-shards: after a crash or Ctrl-C, the same command does only what is missing.
+could not be pruned (the exit status is 1 while it holds any). The folder's _manifest.jsonl
+records finished shards: after a crash or Ctrl-C, the same command does only what is missing.
 """
 
 
