@@ -36,7 +36,12 @@ RESUME_SECTIONS = ("model", "data", "loss")
 
 
 def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
-    """Train, choose the threshold, evaluate and save; returns the metrics written."""
+    """Train, choose the threshold, evaluate and save; returns the metrics written.
+
+    In a distributed run (``accelerate launch``, ``torchrun``) every process trains (DDP) and
+    the main one alone checkpoints, evaluates and saves; the others return only
+    ``{"train": ...}``.
+    """
     args = config.training_arguments()
     output = Path(str(args.output_dir))
     _check_resume(output, config, resume)
@@ -76,9 +81,14 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
             tokenizer, int(encoder.config.max_seq_length), config.data.language
         ),
     )
-    output.mkdir(parents=True, exist_ok=True)
-    (output / CONFIG_RECORD).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if trainer.is_world_process_zero():
+        output.mkdir(parents=True, exist_ok=True)
+        (output / CONFIG_RECORD).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     train_result = trainer.train(resume_from_checkpoint=resume or None)
+    if not trainer.is_world_process_zero():
+        # In a distributed run (accelerate launch, torchrun), the main process alone
+        # evaluates, chooses the threshold and writes the model.
+        return {"train": train_result.metrics}
 
     adapter = None
     if config.model.lora is not None:

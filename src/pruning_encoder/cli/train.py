@@ -58,6 +58,8 @@ def _train(args: argparse.Namespace) -> int:
         metrics = train(config, resume=args.resume)
     except (ConfigError, DataError) as error:
         raise CliError(str(error)) from None
+    if "default_threshold" not in metrics:  # a process of a distributed run other than the main
+        return EXIT_OK
     output = Path(config.training["output_dir"])
     if "eval" in metrics:
         print(format_table(metrics["eval"]))
