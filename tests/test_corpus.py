@@ -213,3 +213,17 @@ def test_a_killed_ray_run_resumes_to_the_single_process_output(model: str, tmp_p
         assert row["error"] == want["error"] and row["kept_spans"] == want["kept_spans"]
         if want["reranking_score"] is not None:
             assert row["reranking_score"] == pytest.approx(want["reranking_score"], abs=1e-5)
+
+
+def test_files_of_one_name_and_an_output_inside_the_input_folder(
+    model: str, tmp_path: Path
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        line = json.dumps({"question": QUESTION, "context": f"{CONTEXT} {folder}"})
+        (tmp_path / "in" / folder / "pairs.jsonl").write_text(line + "\n")
+    output = tmp_path / "in" / "out"
+    for _ in range(2):  # the rerun must not read its own shards as input
+        assert run(tmp_path / "in", output, model, "--engine", "local") == 0
+    rows = read_output(output)
+    assert [row["context"][-1] for row in rows] == ["a", "b"]

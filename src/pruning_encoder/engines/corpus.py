@@ -99,11 +99,14 @@ def prune_corpus(
         raise ValueError(f"Unknown engine {engine!r}: expected one of {', '.join(ENGINES)}.")
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be a positive integer, got {shard_rows}.")
-    files = input_files(inputs)
     folder = Path(output)
+    # An output folder inside an input folder is not input (its shards would be, on a rerun).
+    files = [f for f in input_files(inputs) if folder.resolve() not in Path(f).resolve().parents]
+    if not files:
+        raise FileNotFoundError(f"No .jsonl or .parquet input matches {inputs}.")
     folder.mkdir(parents=True, exist_ok=True)
     done = _read_manifest(folder, files, shard_rows, options)
-    shards = [shard for file in files for shard in _shards(file, shard_rows)]
+    shards = [shard for i, file in enumerate(files) for shard in _shards(i, file, shard_rows)]
     pending = [shard for shard in shards if shard.name not in done]
     fields = [
         options.get("question_column", "question"),
@@ -159,13 +162,12 @@ def _read_manifest(
     return done
 
 
-def _shards(file: str, shard_rows: int) -> Iterator[Shard]:
+def _shards(index: int, file: str, shard_rows: int) -> Iterator[Shard]:
+    """A file's shards, named by its place among the (sorted) inputs, its stem and first row."""
     total = _row_count(file)
-    stem = Path(file).stem
-    for start in range(0, max(total, 1), shard_rows):
+    for start in range(0, total, shard_rows):
         rows = min(shard_rows, total - start)
-        if rows > 0:
-            yield Shard(file, start, rows, f"{stem}-{start:010d}")
+        yield Shard(file, start, rows, f"{index:05d}-{Path(file).stem}-{start:010d}")
 
 
 def _row_count(file: str) -> int:
