@@ -103,12 +103,18 @@ class BatchPruner:
     @property
     def output_columns(self) -> tuple[str, ...]:
         """The result columns this pruner adds, in order."""
-        columns = [*RESULT_COLUMNS]
-        if self.max_tokens is not None:
-            columns.append("kept_tokens")
-        if self.return_sentence_probabilities:
-            columns.extend(PROBABILITY_COLUMNS)
-        return (*columns, ERROR_COLUMN)
+        return output_columns(self.max_tokens, self.return_sentence_probabilities)
+
+    def prune_table(self, table: Any) -> Any:
+        """A pyarrow Table with the result columns appended, each of its fixed Arrow type."""
+        import pyarrow as pa
+
+        types = arrow_types()
+        read = [name for name in table.column_names if name in self.inputs]
+        results = self.prune_columns({name: table[name].to_pylist() for name in read})
+        for name, values in results.items():
+            table = table.append_column(name, pa.array(values, type=types[name]))
+        return table
 
     def prune_columns(self, columns: Mapping[str, Sequence[Any]]) -> Columns:
         """The result columns (:attr:`output_columns`) of a batch given as columns.
@@ -194,6 +200,16 @@ def _kind(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "null"
     return type(value).__name__
+
+
+def output_columns(max_tokens: int | None, sentence_probabilities: bool) -> tuple[str, ...]:
+    """The result columns of a pruner with these options, in order."""
+    columns = [*RESULT_COLUMNS]
+    if max_tokens is not None:
+        columns.append("kept_tokens")
+    if sentence_probabilities:
+        columns.extend(PROBABILITY_COLUMNS)
+    return (*columns, ERROR_COLUMN)
 
 
 def arrow_types() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .batch_pruner import ERROR_COLUMN, BatchPruner, arrow_types
+from .batch_pruner import ERROR_COLUMN, BatchPruner
 
 MANIFEST = "_manifest.jsonl"
 ENGINES = ("local", "ray")
@@ -242,20 +242,21 @@ def _line_problem(line: bytes, fields: list[str]) -> dict[str, Any] | str:
 
 
 def _prune_table(pruner: BatchPruner, table: Any) -> Any:
+    """The shard pruned, a bad line's reason (``_line_error``) taking the place of its error."""
     import pyarrow as pa
 
-    types = arrow_types()
-    read = [name for name in table.column_names if name in pruner.inputs]
-    results = pruner.prune_columns({name: table[name].to_pylist() for name in read})
-    if "_line_error" in table.column_names:
-        line_errors = table["_line_error"].to_pylist()
-        results[ERROR_COLUMN] = [
-            line or error for line, error in zip(line_errors, results[ERROR_COLUMN], strict=True)
-        ]
+    line_errors = table["_line_error"].to_pylist() if "_line_error" in table.column_names else None
+    if line_errors is not None:
         table = table.drop_columns(["_line_error"])
-    for name, values in results.items():
-        table = table.append_column(name, pa.array(values, type=types[name]))
-    return table
+    pruned = pruner.prune_table(table)
+    if line_errors is None:
+        return pruned
+    errors = [
+        line or error
+        for line, error in zip(line_errors, pruned[ERROR_COLUMN].to_pylist(), strict=True)
+    ]
+    index = pruned.column_names.index(ERROR_COLUMN)
+    return pruned.set_column(index, ERROR_COLUMN, pa.array(errors, pa.string()))
 
 
 def _write_atomically(table: Any, path: Path) -> None:

@@ -39,13 +39,9 @@ class RayPruner(BatchPruner):
         import pandas as pd
         import pyarrow as pa
 
-        types = arrow_types()
         if isinstance(batch, pa.Table):
-            read = [name for name in batch.column_names if name in self.inputs]
-            results = self.prune_columns({name: batch[name].to_pylist() for name in read})
-            for name, values in results.items():
-                batch = batch.append_column(name, pa.array(values, type=types[name]))
-            return batch
+            return self.prune_table(batch)
+        types = arrow_types()
         # A column of mixed values (a number among strings) has no Arrow type: leave the input
         # in pandas, and give the results Arrow-backed columns of their fixed types.
         frame = pd.DataFrame(batch) if isinstance(batch, dict) else batch.copy()

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from .batch_pruner import BatchPruner
+from .batch_pruner import BatchPruner, arrow_types, output_columns
 
 
 def pruning_udf(**options: Any) -> Any:
@@ -61,24 +61,13 @@ def pruning_udf(**options: Any) -> Any:
 
 def return_type(**options: Any) -> Any:
     """The ``StructType`` of the result columns for these options (``max_tokens`` adds
-    ``kept_tokens``; ``return_sentence_probabilities`` the probability columns)."""
-    from pyspark.sql import types
+    ``kept_tokens``; ``return_sentence_probabilities`` the probability columns), from their
+    Arrow types."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
 
-    spans = types.ArrayType(types.ArrayType(types.LongType()))
-    known = {
-        "pruned_context": types.StringType(),
-        "reranking_score": types.DoubleType(),
-        "compression_rate": types.DoubleType(),
-        "kept_spans": spans,
-        "kept_tokens": types.LongType(),
-        "sentence_spans": spans,
-        "sentence_probabilities": types.ArrayType(types.DoubleType()),
-        "error": types.StringType(),
-    }
-    names = ["pruned_context", "reranking_score", "compression_rate", "kept_spans"]
-    if options.get("max_tokens") is not None:
-        names.append("kept_tokens")
-    if options.get("return_sentence_probabilities"):
-        names.extend(["sentence_spans", "sentence_probabilities"])
-    names.append("error")
-    return types.StructType([types.StructField(name, known[name]) for name in names])
+    types = arrow_types()
+    names = output_columns(
+        options.get("max_tokens"), bool(options.get("return_sentence_probabilities"))
+    )
+    return from_arrow_schema(pa.schema([(name, types[name]) for name in names]))
