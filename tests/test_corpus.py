@@ -227,3 +227,17 @@ def test_files_of_one_name_and_an_output_inside_the_input_folder(
         assert run(tmp_path / "in", output, model, "--engine", "local") == 0
     rows = read_output(output)
     assert [row["context"][-1] for row in rows] == ["a", "b"]
+
+
+def test_bad_corpus_settings_are_named(model: str, tmp_path: Path) -> None:
+    write_inputs(tmp_path / "in", 10)
+    inputs, output = str(tmp_path / "in"), str(tmp_path / "out")
+    with pytest.raises(ValueError, match="Unknown engine 'spark': expected one of local, ray"):
+        corpus.prune_corpus(inputs, output, engine="spark", model=model)
+    with pytest.raises(ValueError, match="shard_rows must be a positive integer, got 0"):
+        corpus.prune_corpus(inputs, output, shard_rows=0, model=model)
+    with pytest.raises(FileNotFoundError, match=r"No \.jsonl or \.parquet input matches"):
+        corpus.prune_corpus(str(tmp_path / "none*.jsonl"), output, model=model)
+    corpus.prune_corpus(inputs, output, shard_rows=5, model=model)
+    with pytest.raises(ValueError, match="records another run"):
+        corpus.prune_corpus(inputs, output, shard_rows=4, model=model)
