@@ -2,8 +2,9 @@
 
 In one run, on the same (question, context) pairs and the same weights: a bare
 ``sentence_transformers.CrossEncoder.predict`` on the model's ``ranking_model/``, our
-``predict()`` and ``process()`` (torch), and ``process()`` through onnxruntime in fp32 and int8
-(``export_onnx``). Full configuration (about 25 minutes on 2 CPU cores)::
+``predict()`` and ``process()`` (torch, float32), ``process()`` with the encoder in bfloat16
+(timed where the CPU multiplies bf16 natively, or with ``--bf16``; emulated elsewhere, and slow),
+and ``process()`` through onnxruntime in fp32 and int8 (``export_onnx``). Full configuration (about 25 minutes on 2 CPU cores)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_process.py
 
@@ -13,10 +14,11 @@ timings)::
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_process.py --small
 
 Contexts are 1, 3 or 10 Wikipedia summaries (about 230 tokens each) from
-``benchmarks/wiki_contexts.json``. Each cell runs every method on the same pairs, interleaved,
+``benchmarks/wiki_contexts.json``, and ``1w``: one summary cut to the whole sentences that fit
+one window with its question, which the CrossEncoder and ``process()`` read alike. Each cell runs every method on the same pairs, interleaved,
 and keeps the best of the repeats (the machines here are shared: the best run is the one least
 disturbed). Ratios are against the CrossEncoder or the torch ``process()`` of the same cell.
-The CrossEncoder truncates each pair to 512 tokens, whereas ``predict()`` and ``process()`` read
+The CrossEncoder truncates each pair to the model's ``max_length``, whereas ``predict()`` and ``process()`` read
 the whole context in windows of ``max_length`` tokens, so the table counts the tokens each reads
 and gives the ratio per token read too.
 """
@@ -41,13 +43,15 @@ import numpy as np
 import psutil
 import torch
 
-from pruning_encoder import PruningEncoder
+from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.bundled import DEFAULT_MODEL
 from pruning_encoder.onnx_backend import FP32_FILE, INT8_FILE
 
 DATA = Path(__file__).with_name("wiki_contexts.json")
 
 Pair = tuple[str, str]
+# The grid's row of one-window pairs (one summary cut to fit), beside 1, 3 and 10 summaries.
+ONE_WINDOW = "1w"
 LENGTH_BATCH = 8
 Method = Callable[[list[Pair]], Any]
 
@@ -60,6 +64,26 @@ def load_pairs(summaries_per_context: int, count: int) -> list[Pair]:
         texts = [pool[i] for i in entry["summaries"][:summaries_per_context]]
         pairs.append((entry["question"], "\n\n".join(texts)))
     return pairs
+
+
+def one_window_pairs(model: PruningEncoder, count: int) -> list[Pair]:
+    """Each question with each of its first 3 summaries, cut to the whole sentences that fit
+    one window with the question: pairs the CrossEncoder and ``process()`` read alike."""
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    tokenizer = model.tokenizer
+
+    def size(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    pairs = []
+    for entry in data["questions"]:
+        budget = model.max_length - 3 - size(entry["question"])
+        for index in entry["summaries"][:3]:
+            summary = data["summaries"][index]
+            ends = [end for _, end in split_sentences(summary)]
+            fitting = [end for end in ends if size(summary[:end]) <= budget] or ends[:1]
+            pairs.append((entry["question"], summary[: fitting[-1]]))
+    return pairs[:count]
 
 
 def long_context(tokenizer: Any, tokens: int) -> str:
@@ -132,6 +156,11 @@ def tokens_read(model: PruningEncoder, pairs: list[Pair], cross_encoder_limit: i
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (elsewhere torch emulates it, slowly)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def cpu_description() -> str:
     """The CPU model and the instruction sets that decide fp32, int8 and bf16 speed."""
     model, flags = platform.processor() or "unknown CPU", set()
@@ -160,7 +189,7 @@ def counting_tokens(models: dict[str, Any]) -> Iterator[dict[str, list[int]]]:
         lambda module, args: add("CrossEncoder", args[0]["attention_mask"])
     )
     originals = {}
-    for name in ("torch", "onnx", "int8"):
+    for name in [name for name in ("torch", "bf16", "onnx", "int8") if name in models]:
         inner = models[name].model
         originals[name] = inner._heads
 
@@ -186,7 +215,7 @@ def process_method(model: PruningEncoder, batch_size: int) -> Method:
     return process
 
 
-def methods(models: dict[str, Any], batch_size: int) -> dict[str, Method]:
+def methods(models: dict[str, Any], batch_size: int, timed_bf16: bool) -> dict[str, Method]:
     cross_encoder, torch_model = models["CrossEncoder"], models["torch"]
 
     def ce(pairs: list[Pair]) -> Any:
@@ -195,23 +224,30 @@ def methods(models: dict[str, Any], batch_size: int) -> dict[str, Method]:
     def predict(pairs: list[Pair]) -> Any:
         return torch_model.predict(pairs, batch_size=batch_size, show_progress_bar=False)
 
-    return {
+    timed = {
         "CrossEncoder": ce,
         "predict": predict,
         "process": process_method(torch_model, batch_size),
         "onnx": process_method(models["onnx"], batch_size),
         "int8": process_method(models["int8"], batch_size),
     }
+    if timed_bf16:
+        timed["bf16"] = process_method(models["bf16"], batch_size)
+    return timed
+
+
+def grid_pairs(model: PruningEncoder, size: int | str, count: int) -> list[Pair]:
+    return one_window_pairs(model, count) if size == ONE_WINDOW else load_pairs(int(size), count)
 
 
 def run_grid(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
     rows = []
     limit = models["CrossEncoder"].max_seq_length
     for size in args.summaries:
-        pairs = load_pairs(size, args.pairs[size])
+        pairs = grid_pairs(models["torch"], size, args.pairs[size])
         theirs, ours = tokens_read(models["torch"], pairs, limit)
         for batch_size in args.batch_sizes:
-            timed = methods(models, batch_size)
+            timed = methods(models, batch_size, args.bf16)
             for run in timed.values():  # warm-up
                 run(pairs[:batch_size])
             times: dict[str, list[float]] = {name: [] for name in timed}
@@ -246,15 +282,15 @@ def agreement(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
     """ONNX against torch on the grid's pairs: ranking-score Pearson and same keep decisions."""
     rows = []
     for size in args.summaries:
-        pairs = load_pairs(size, args.pairs[size])
+        pairs = grid_pairs(models["torch"], size, args.pairs[size])
         questions, contexts = [q for q, _ in pairs], [c for _, c in pairs]
         results = {
             name: models[name].process(questions, contexts, return_sentence_probabilities=True)
-            for name in ("torch", "onnx", "int8")
+            for name in ("torch", "bf16", "onnx", "int8")
         }
         threshold = models["torch"].config.default_threshold
         reference = results["torch"]
-        for name in ("onnx", "int8"):
+        for name in ("bf16", "onnx", "int8"):
             scores = [[r["reranking_score"] for r in results[key]] for key in ("torch", name)]
             probabilities = [
                 np.concatenate([r["sentence_probabilities"] for r in results[key]])
@@ -305,8 +341,8 @@ def run_lengths(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
 
 HEADER = (
     f"{'summaries':>9} {'batch':>5} {'tokens CE/ours':>15} {'pairs/s: CE':>11} {'predict':>8} "
-    f"{'process':>8} {'onnx':>6} {'int8':>6} {'process/CE':>10} {'per token':>9} "
-    f"{'int8 vs process':>15} {'peak MB CE/process/int8':>24} {'padding CE/process':>18}"
+    f"{'process':>8} {'bf16':>6} {'onnx':>6} {'int8':>6} {'process/CE':>10} {'per token':>9} "
+    f"{'bf16, int8 vs process':>21} {'peak MB CE/process/int8':>24} {'padding CE/process':>18}"
 )
 
 
@@ -314,6 +350,10 @@ def format_row(row: dict) -> str:
     s, n, mb = row["seconds"], row["pairs"], row["peak_mb"]
     per_token = (s["process"] / row["tokens_ours"]) / (s["CrossEncoder"] / row["tokens_ce"])
     memory = f"{mb['CrossEncoder']:.0f}/{mb['process']:.0f}/{mb['int8']:.0f}"
+    bf16 = f"{n / s['bf16']:.1f}" if "bf16" in s else "-"
+    speedup = (f"{s['process'] / s['bf16']:.2f}x" if "bf16" in s else "-") + (
+        f", {s['process'] / s['int8']:.2f}x"
+    )
     read = row["padded_real_tokens"]
     padding = "/".join(
         f"{1 - real / padded:.0%}" if padded else "-"
@@ -322,9 +362,9 @@ def format_row(row: dict) -> str:
     return (
         f"{row['summaries']:>9} {row['batch']:>5} {row['tokens_ce']:>7}/{row['tokens_ours']:<7} "
         f"{n / s['CrossEncoder']:>11.1f} {n / s['predict']:>8.1f} {n / s['process']:>8.1f} "
-        f"{n / s['onnx']:>6.1f} {n / s['int8']:>6.1f} "
+        f"{bf16:>6} {n / s['onnx']:>6.1f} {n / s['int8']:>6.1f} "
         f"{s['process'] / s['CrossEncoder']:>9.2f}x {per_token:>8.2f}x "
-        f"{s['process'] / s['int8']:>14.2f}x {memory:>24} {padding:>18}"
+        f"{speedup:>21} {memory:>24} {padding:>18}"
     )
 
 
@@ -334,14 +374,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every method")
     parser.add_argument("--small", action="store_true", help="the quick configuration of CI")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=native_bf16(),
+        help="time the bfloat16 encoder (default: where the CPU has avx512_bf16 or AMX)",
+    )
     args = parser.parse_args(argv)
     if args.small:
-        args.summaries, args.batch_sizes, args.repeats = [1, 3], [1, 4], 1
-        args.pairs = {1: 4, 3: 4}
+        args.summaries, args.batch_sizes, args.repeats = [ONE_WINDOW, 3], [1, 4], 1
+        args.pairs = {ONE_WINDOW: 4, 3: 4}
         args.lengths = [500, 1500]
     else:
-        args.summaries, args.batch_sizes, args.repeats = [1, 3, 10], [1, 8, 32], 3
-        args.pairs = {1: 32, 3: 32, 10: 8}
+        args.summaries, args.batch_sizes, args.repeats = [ONE_WINDOW, 1, 3, 10], [1, 8, 32], 3
+        args.pairs = {ONE_WINDOW: 96, 1: 32, 3: 32, 10: 8}
         args.lengths = [1000, 2500, 5000, 10000]
     return args
 
@@ -357,6 +403,7 @@ def load_models(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         "torch": model,
         "onnx": PruningEncoder(directory / "onnx", backend="onnx", file_name=FP32_FILE),
         "int8": PruningEncoder(directory / "onnx", backend="onnx", file_name=INT8_FILE),
+        "bf16": PruningEncoder(args.model, device="cpu", dtype="bfloat16"),
     }
 
 

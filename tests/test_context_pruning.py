@@ -15,6 +15,7 @@ from pruning_encoder.context_pruning import (
     Document,
     _kept_spans,
     _pack_windows,
+    PASS_OVERHEAD_TOKENS,
     _token_batches,
     prune_group,
 )
@@ -236,12 +237,38 @@ def test_look_ahead_chunks_do_not_change_results(tiny_model: PruningEncoder) -> 
         ([300, 20], 200, [(0, 1), (1, 2)]),  # a window longer than the budget goes alone
         ([10] * 5, 1000, [(0, 5)]),
         ([], 100, []),
+        # Room for all 33, but padding 30 short windows to 256 costs more than another pass.
+        ([256] * 3 + [20] * 30, 8192, [(0, 3), (3, 33)]),
     ],
 )
 def test_token_batches_fit_the_budget(
     lengths: list[int], budget: int, expected: list[tuple[int, int]]
 ) -> None:
     assert list(_token_batches(lengths, budget)) == expected
+
+
+def padded_cost(lengths: list[int], ranges: list[tuple[int, int]]) -> int:
+    return sum((stop - start) * lengths[start] + PASS_OVERHEAD_TOKENS for start, stop in ranges)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_token_batches_cover_in_order_and_never_cost_more_than_filling_each_pass(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    lengths = sorted(rng.integers(5, 300, size=int(rng.integers(1, 200))).tolist(), reverse=True)
+    budget = int(rng.choice([256, 1024, 8192]))
+    ranges = list(_token_batches(lengths, budget))
+    assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]]
+    assert ranges[-1][1] == len(lengths)
+    assert all(
+        stop - start == 1 or (stop - start) * lengths[start] <= budget for start, stop in ranges
+    )
+    greedy, start = [], 0
+    while start < len(lengths):
+        greedy.append((start, min(len(lengths), start + max(1, budget // lengths[start]))))
+        start = greedy[-1][1]
+    assert padded_cost(lengths, ranges) <= padded_cost(lengths, greedy)
 
 
 def one_window_at_a_time(
