@@ -1,10 +1,11 @@
-"""What pruning costs on top of reranking, and what the ONNX backend saves, on 2 CPU threads.
+"""What pruning costs on top of reranking, and what bf16 and the ONNX backend save, on 2 CPU threads.
 
 In one run, on the same (question, context) pairs and the same weights: a bare
 ``sentence_transformers.CrossEncoder.predict`` on the model's ``ranking_model/``, our
 ``predict()`` and ``process()`` (torch, float32), ``process()`` with the encoder in bfloat16
-(timed where the CPU multiplies bf16 natively, or with ``--bf16``; emulated elsewhere, and slow),
-and ``process()`` through onnxruntime in fp32 and int8 (``export_onnx``). Full configuration (about 25 minutes on 2 CPU cores)::
+(timed where the CPU multiplies bf16 natively, or with ``--bf16``; emulated elsewhere, and
+slow), and ``process()`` through onnxruntime in fp32 and int8 (``export_onnx``). Full
+configuration (about 30 minutes on 2 CPU cores)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_process.py
 
@@ -15,12 +16,13 @@ timings)::
 
 Contexts are 1, 3 or 10 Wikipedia summaries (about 230 tokens each) from
 ``benchmarks/wiki_contexts.json``, and ``1w``: one summary cut to the whole sentences that fit
-one window with its question, which the CrossEncoder and ``process()`` read alike. Each cell runs every method on the same pairs, interleaved,
-and keeps the best of the repeats (the machines here are shared: the best run is the one least
-disturbed). Ratios are against the CrossEncoder or the torch ``process()`` of the same cell.
-The CrossEncoder truncates each pair to the model's ``max_length``, whereas ``predict()`` and ``process()`` read
-the whole context in windows of ``max_length`` tokens, so the table counts the tokens each reads
-and gives the ratio per token read too.
+one window with its question, which the CrossEncoder and ``process()`` read alike. Each cell
+runs every method on the same pairs, interleaved, and keeps the best of the repeats (the
+machines here are shared: the best run is the one least disturbed). Ratios are against the
+CrossEncoder or the torch ``process()`` of the same cell. The CrossEncoder truncates each pair
+to the model's ``max_length``, whereas ``predict()`` and ``process()`` read the whole context in
+windows of ``max_length`` tokens, so the table counts the tokens each reads and gives the ratio
+per token read too.
 """
 
 from __future__ import annotations

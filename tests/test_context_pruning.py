@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.context_pruning import (
+    PASS_OVERHEAD_TOKENS,
     Document,
     _kept_spans,
     _pack_windows,
-    PASS_OVERHEAD_TOKENS,
     _token_batches,
     prune_group,
 )
