@@ -1,4 +1,4 @@
-"""What pruning costs on top of reranking, and what bf16 and the ONNX backend save, on 2 CPU threads.
+"""What pruning costs on top of reranking, and what bf16 and ONNX save, on 2 CPU threads.
 
 In one run, on the same (question, context) pairs and the same weights: a bare
 ``sentence_transformers.CrossEncoder.predict`` on the model's ``ranking_model/``, our
