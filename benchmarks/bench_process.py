@@ -47,11 +47,14 @@ import torch
 
 from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.bundled import DEFAULT_MODEL
+from pruning_encoder.context_pruning import LOOKAHEAD_BATCHES
 from pruning_encoder.onnx_backend import FP32_FILE, INT8_FILE
+from pruning_encoder.pruning_encoder import native_bf16
 
 DATA = Path(__file__).with_name("wiki_contexts.json")
 
 Pair = tuple[str, str]
+MEMORY_BATCH = 2
 # The grid's row of one-window pairs (one summary cut to fit), beside 1, 3 and 10 summaries.
 ONE_WINDOW = "1w"
 LENGTH_BATCH = 8
@@ -156,11 +159,6 @@ def tokens_read(model: PruningEncoder, pairs: list[Pair], cross_encoder_limit: i
 
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (elsewhere torch emulates it, slowly)."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def cpu_description() -> str:
@@ -341,6 +339,21 @@ def run_lengths(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
     return rows
 
 
+def run_memory(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
+    """Peak memory of ``process()`` as the number of pairs grows (one-window pairs, repeated),
+    at batch ``MEMORY_BATCH``: the look-ahead holds ``LOOKAHEAD_BATCHES * MEMORY_BATCH`` pairs,
+    so the peak should stay flat beyond it, but for the results themselves."""
+    model = models["torch"]
+    pool = one_window_pairs(model, 96)
+    process = process_method(model, MEMORY_BATCH)
+    process(pool[:MEMORY_BATCH])  # warm-up
+    rows = []
+    for count in args.memory_pairs:
+        pairs = [pool[i % len(pool)] for i in range(count)]
+        rows.append({"pairs": count, "peak_mb": peak_memory_mb(lambda p=pairs: process(p))})
+    return rows
+
+
 HEADER = (
     f"{'summaries':>9} {'batch':>5} {'tokens CE/ours':>15} {'pairs/s: CE':>11} {'predict':>8} "
     f"{'process':>8} {'bf16':>6} {'onnx':>6} {'int8':>6} {'process/CE':>10} {'per token':>9} "
@@ -379,7 +392,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
-        default=native_bf16(),
+        default=native_bf16("cpu"),
         help="time the bfloat16 encoder (default: where the CPU has avx512_bf16 or AMX)",
     )
     args = parser.parse_args(argv)
@@ -387,10 +400,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.summaries, args.batch_sizes, args.repeats = [ONE_WINDOW, 3], [1, 4], 1
         args.pairs = {ONE_WINDOW: 4, 3: 4}
         args.lengths = [500, 1500]
+        args.memory_pairs = [8, 64]
     else:
         args.summaries, args.batch_sizes, args.repeats = [ONE_WINDOW, 1, 3, 10], [1, 8, 32], 3
         args.pairs = {ONE_WINDOW: 96, 1: 32, 3: 32, 10: 8}
         args.lengths = [1000, 2500, 5000, 10000]
+        args.memory_pairs = [32, 128, 512]
     return args
 
 
@@ -442,8 +457,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['tokens']:>14} {t['seconds']:>8.2f} {t['ms_per_1k_tokens']:>6.0f} "
                 f"{q['seconds']:>7.2f} {q['ms_per_1k_tokens']:>6.0f}"
             )
+        look_ahead = LOOKAHEAD_BATCHES * MEMORY_BATCH
+        print(
+            f"\n{'pairs':>6} {'peak MB':>8}  (process() at batch {MEMORY_BATCH}, "
+            f"{look_ahead} pairs ahead)"
+        )
+        memory = run_memory(args, models)
+        for row in memory:
+            print(f"{row['pairs']:>6} {row['peak_mb']:>8.0f}")
     if args.json:
         results = {
+            "memory": memory,
             "cpu": cpu_description(),
             "grid": grid,
             "agreement": accuracy,

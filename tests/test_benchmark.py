@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-METHODS = {"CrossEncoder", "predict", "process", "onnx", "int8"}
+METHODS = {"CrossEncoder", "predict", "process", "bf16", "onnx", "int8"}
 
 
 def run_script(name: str, *args: str) -> str:
@@ -28,11 +28,13 @@ def run_script(name: str, *args: str) -> str:
 
 def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
-    assert "process/CE" in run_script("bench_process.py", "--small", "--json", str(output))
+    # --bf16 times bf16 on any CPU (by default only where it is native), so the output is the same.
+    stdout = run_script("bench_process.py", "--small", "--bf16", "--json", str(output))
+    assert "process/CE" in stdout
     results = json.loads(output.read_text())
     assert {(row["summaries"], row["batch"]) for row in results["grid"]} == {
-        (1, 1),
-        (1, 4),
+        ("1w", 1),
+        ("1w", 4),
         (3, 1),
         (3, 4),
     }
@@ -40,9 +42,11 @@ def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
         assert set(row["seconds"]) == METHODS
         assert all(seconds > 0 for seconds in row["seconds"].values())
         assert row["tokens_ours"] >= row["tokens_ce"] > 0
-    assert {row["backend"] for row in results["agreement"]} == {"onnx", "int8"}
+    assert {row["backend"] for row in results["agreement"]} == {"bf16", "onnx", "int8"}
     assert all(0.0 <= row["same_keep"] <= 1.0 for row in results["agreement"])
     assert [row["tokens"] > 0 for row in results["lengths"]] == [True, True]
+    assert [row["pairs"] for row in results["memory"]] == [8, 64]
+    assert all(row["peak_mb"] >= 0 for row in results["memory"])
 
 
 def test_load_script_stops_by_itself_without_errors() -> None:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+import pruning_encoder.pruning_encoder as pruning_encoder_module
 from pruning_encoder import PruningEncoder
 from pruning_encoder.cli import main
+from pruning_encoder.pruning_encoder import native_bf16
 
 ROOT = Path(__file__).parents[1]
 CONTEXT = "The Eiffel Tower is in Paris. It was finished in 1889. Cats purr loudly at night."
@@ -36,6 +38,37 @@ def test_the_encoder_runs_in_the_dtype_and_the_heads_in_float32(
     assert got["pruned_context"] == want["pruned_context"] == CONTEXT
     assert got["reranking_score"] == pytest.approx(want["reranking_score"], abs=0.02)
     assert got["sentence_probabilities"] == pytest.approx(want["sentence_probabilities"], abs=0.02)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_picks_bfloat16_only_where_the_device_has_it_natively(
+    tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, native: bool, expected: torch.dtype
+) -> None:
+    asked: list[torch.device] = []
+
+    def probe(device: torch.device) -> bool:
+        asked.append(device)
+        return native
+
+    monkeypatch.setattr(pruning_encoder_module, "native_bf16", probe)
+    model = PruningEncoder(tiny_backbone, device="cpu", dtype="auto")
+    assert asked == [torch.device("cpu")]
+    inner = model.model
+    assert {p.dtype for p in inner.backbone.base_model.parameters()} == {expected}  # type: ignore[union-attr]
+    assert {p.dtype for p in inner.pruning_head.parameters()} == {torch.float32}  # type: ignore[union-attr]
+
+
+def test_native_bf16_answers_for_any_device() -> None:
+    assert isinstance(native_bf16("cpu"), bool)
+    assert native_bf16("meta") is False
+    if not torch.cuda.is_available():
+        assert native_bf16("cuda") is False
+
+
+def test_auto_leaves_an_onnx_graph_as_it_is(tmp_path: Path) -> None:
+    # An empty folder: refused for what it holds, past the dtype check that bf16 would fail.
+    with pytest.raises(ValueError, match="neither a PruningEncoder"):
+        PruningEncoder(tmp_path, backend="onnx", dtype="auto")
 
 
 def test_a_reduced_precision_model_is_not_saved_or_trained(
@@ -65,6 +98,8 @@ def test_cli_dtype(tiny_model: PruningEncoder, tmp_path: Path, capsys: pytest.Ca
     args = ["prune", "--model", str(tmp_path / "model"), "--device", "cpu", "--json"]
     question = ["--question", "Where is it?", str(tmp_path / "context.txt"), "--threshold", "0"]
     assert main([*args, "--dtype", "bfloat16", *question]) == 0
+    assert json.loads(capsys.readouterr().out)["pruned_context"] == CONTEXT
+    assert main([*args, "--dtype", "auto", *question]) == 0
     assert json.loads(capsys.readouterr().out)["pruned_context"] == CONTEXT
     assert main([*args, "--dtype", "int8", *question]) == 2
     assert "invalid choice: 'int8'" in capsys.readouterr().err

@@ -57,16 +57,32 @@ DTYPES = {
 }
 
 
-def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     if dtype is None:
         return torch.float32
+    if dtype == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
     if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise ValueError(
-        f"dtype must be one of {', '.join(DTYPES)} (or the torch dtype), got {dtype!r}."
+        f"dtype must be one of {', '.join(DTYPES)}, auto (or the torch dtype), got {dtype!r}."
     )
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware: a CPU with ``avx512_bf16``
+    or AMX (Intel Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later), or a CUDA GPU
+    of compute capability 8.0 or more (Ampere and later). Elsewhere torch emulates bf16, more
+    slowly than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        cpu = torch.cpu
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    return False
 
 
 class PruningEncoder(nn.Module):
@@ -94,9 +110,10 @@ class PruningEncoder(nn.Module):
             in that precision for inference, on GPU or CPU; the ranking and pruning heads, the
             softmax and sigmoid and the token-to-sentence means stay in float32. Worth it on
             GPUs and on CPUs with native bf16 (``avx512_bf16`` or AMX): elsewhere bf16 is
-            emulated and slower.
-            A model loaded so cannot be saved or exported (load it again without ``dtype``).
-            Default: float32.
+            emulated and slower. ``"auto"`` picks bfloat16 where the device has it natively
+            (:func:`native_bf16`) and float32 elsewhere.
+            A model loaded in bf16 or fp16 cannot be saved or exported (load it again without
+            ``dtype``). Default: float32.
         allow_pytorch_bin: Import a published checkpoint whose only weights are a pickled
             ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``); refused by
             default, since unpickling can run code.
@@ -127,7 +144,10 @@ class PruningEncoder(nn.Module):
         allow_pytorch_bin: bool = False,
     ) -> None:
         super().__init__()
-        precision = _resolve_dtype(dtype)
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if backend == "onnx" and dtype == "auto":
+            dtype = None  # the graph's own precision: fp32 or int8, as file_name says
+        precision = _resolve_dtype(dtype, target)
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         if backend not in BACKENDS:
@@ -137,7 +157,7 @@ class PruningEncoder(nn.Module):
         bundle = bundle_dir(path)
         self.model: PruningEncoderPreTrainedModel | OnnxPruningModel
         if backend == "onnx":
-            if device is not None and torch.device(device).type != "cpu":
+            if target.type != "cpu":
                 raise ValueError(f"backend='onnx' runs on CPU, not {device}.")
             if precision != torch.float32:
                 raise ValueError(
@@ -162,7 +182,7 @@ class PruningEncoder(nn.Module):
                 path, mode, num_labels, max_length, default_threshold, pruning_dropout
             )
             _warn_untrained(path)
-        self.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.to(target)
         if precision != torch.float32:
             _reduce_encoder_precision(self.model.backbone, precision)
         self.eval()

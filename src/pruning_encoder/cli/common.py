@@ -73,10 +73,11 @@ def model_options() -> argparse.ArgumentParser:
     )
     options.add_argument(
         "--dtype",
-        choices=("float32", "bfloat16", "float16"),
+        choices=("float32", "bfloat16", "float16", "auto"),
         default="float32",
         help="precision of the encoder's weights at inference: bfloat16 pays on GPUs and on CPUs "
-        "with native bf16 (avx512_bf16, AMX); elsewhere it is slower (default: float32)",
+        "with native bf16 (avx512_bf16, AMX); elsewhere it is slower; auto: bfloat16 where the "
+        "device has it natively, else float32 (default: float32)",
     )
     options.add_argument(
         "--batch-size",
