@@ -25,8 +25,8 @@ from .token_budget import Selection, check_max_tokens, select_sentences
 Result = dict[str, Any]
 # How many batches' worth of documents score_documents sorts by length together.
 LOOKAHEAD_BATCHES = 16
-# What one more forward pass costs beyond its tokens, in padded tokens: about 12 ms of a MiniLM
-# pass on 2 CPU threads, at about 5,000 tokens/s.
+# What one more forward pass costs on a CPU beyond its tokens, in padded tokens: about 12 ms of
+# a MiniLM pass on 2 threads, at about 5,000 tokens/s.
 PASS_OVERHEAD_TOKENS = 64
 
 
@@ -320,9 +320,10 @@ class ContextPruningMixin:
 
         Padding-aware batching (as ``sentence_transformers.CrossEncoder`` sorts its pairs): the
         windows of a look-ahead of ``LOOKAHEAD_BATCHES * batch_size`` documents are sorted by
-        length together, and each forward pass takes as many of them as fit
-        ``batch_size * max_seq_length`` padded tokens; memory stays bounded by the look-ahead,
-        whatever the number of documents.
+        length together and cut into forward passes of at most ``batch_size * max_seq_length``
+        padded tokens where their lengths fall off (:func:`_token_batches`; on a GPU, into as
+        few passes as fit); memory stays bounded by the look-ahead, whatever the number of
+        documents.
 
         Returns:
             ``(logits, probabilities)``: ``[documents, num_labels]`` ranking logits of each
@@ -401,7 +402,10 @@ class ContextPruningMixin:
         counts = np.zeros(int(sentence_base[-1]), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda w: _length(windows[w]), reverse=True)
         lengths = [template.num_special + _length(windows[w]) for w in order]
-        for start, stop in _token_batches(lengths, batch_size * max_length):
+        budget = batch_size * max_length
+        # A GPU pass costs about the same however full it is: there, the fewest passes win.
+        overhead = PASS_OVERHEAD_TOKENS if device.type == "cpu" else budget
+        for start, stop in _token_batches(lengths, budget, overhead):
             batch = [windows[w] for w in order[start:stop]]
             inputs, context_start = _collate(batch, template, tokenizer.pad_token_id or 0, device)
             ranking_logits, pruning_logits = self._heads(**inputs)
@@ -435,10 +439,12 @@ class ContextPruningMixin:
         return best, probabilities
 
 
-def _token_batches(lengths: Sequence[int], budget: int) -> Iterator[tuple[int, int]]:
+def _token_batches(
+    lengths: Sequence[int], budget: int, overhead: int = PASS_OVERHEAD_TOKENS
+) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` ranges of ``lengths`` (sorted longest first) that cut them into forward
     passes of at most ``budget`` padded tokens (count times first length; a window longer than
-    the budget goes alone), chosen to minimise the padded tokens read plus ``PASS_OVERHEAD_TOKENS``
+    the budget goes alone), chosen to minimise the padded tokens read plus ``overhead`` tokens
     per pass: an exact dynamic programme over where passes start, which splits a pass where
     lengths fall off steeply instead of padding short windows to a long one."""
     sizes = np.asarray(lengths, dtype=np.int64)
@@ -448,7 +454,7 @@ def _token_batches(lengths: Sequence[int], budget: int) -> Iterator[tuple[int, i
     for stop in range(1, len(sizes) + 1):
         # Fits grow along the sorted lengths, so no pass ending here starts before this.
         starts = np.arange(max(0, stop - int(fits[stop - 1])), stop)
-        totals = cost[starts] + (stop - starts) * sizes[starts] + PASS_OVERHEAD_TOKENS
+        totals = cost[starts] + (stop - starts) * sizes[starts] + overhead
         totals[stop - starts > fits[starts]] = np.inf
         best = int(np.argmin(totals))
         cost[stop], start_of[stop] = totals[best], starts[best]
