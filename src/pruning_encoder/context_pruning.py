@@ -403,7 +403,8 @@ class ContextPruningMixin:
         order = sorted(range(len(windows)), key=lambda w: _length(windows[w]), reverse=True)
         lengths = [template.num_special + _length(windows[w]) for w in order]
         budget = batch_size * max_length
-        # A GPU pass costs about the same however full it is: there, the fewest passes win.
+        # A GPU pass costs about the same however full it is: there, the fewest passes win (and
+        # the programme over a GPU-sized budget of short windows would cost as much as a pass).
         overhead = PASS_OVERHEAD_TOKENS if device.type == "cpu" else budget
         for start, stop in _token_batches(lengths, budget, overhead):
             batch = [windows[w] for w in order[start:stop]]
@@ -446,9 +447,16 @@ def _token_batches(
     passes of at most ``budget`` padded tokens (count times first length; a window longer than
     the budget goes alone), chosen to minimise the padded tokens read plus ``overhead`` tokens
     per pass: an exact dynamic programme over where passes start, which splits a pass where
-    lengths fall off steeply instead of padding short windows to a long one."""
+    lengths fall off steeply instead of padding short windows to a long one. An ``overhead`` of
+    a whole budget asks for the fewest passes, which filling each pass in turn gives at once."""
     sizes = np.asarray(lengths, dtype=np.int64)
     fits = np.maximum(1, budget // np.maximum(1, sizes))  # windows a pass starting there holds
+    if overhead >= budget:
+        start = 0
+        while start < len(sizes):
+            yield start, min(len(sizes), start + int(fits[start]))
+            start += int(fits[start])
+        return
     cost = np.zeros(len(sizes) + 1)
     start_of = np.zeros(len(sizes) + 1, dtype=np.int64)
     for stop in range(1, len(sizes) + 1):
@@ -463,7 +471,7 @@ def _token_batches(
     while stop > 0:
         ranges.append((int(start_of[stop]), stop))
         stop = ranges[-1][0]
-    return iter(ranges[::-1])
+    yield from reversed(ranges)
 
 
 def _length(window: _Window) -> int:
