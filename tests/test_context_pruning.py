@@ -11,14 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pruning_encoder import PruningEncoder, split_sentences
-from pruning_encoder.context_pruning import (
-    PASS_OVERHEAD_TOKENS,
-    Document,
-    _kept_spans,
-    _pack_windows,
-    _token_batches,
-    prune_group,
-)
+from pruning_encoder.context_pruning import Document, _kept_spans, prune_group
+from pruning_encoder.windows import PASS_OVERHEAD_TOKENS, pack_windows, token_batches
 
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
 RESULT_KEYS = {"pruned_context", "reranking_score", "compression_rate", "kept_spans"}
@@ -244,7 +238,7 @@ def test_look_ahead_chunks_do_not_change_results(tiny_model: PruningEncoder) -> 
 def test_token_batches_fit_the_budget(
     lengths: list[int], budget: int, expected: list[tuple[int, int]]
 ) -> None:
-    assert list(_token_batches(lengths, budget)) == expected
+    assert list(token_batches(lengths, budget)) == expected
 
 
 def padded_cost(lengths: list[int], ranges: list[tuple[int, int]]) -> int:
@@ -258,7 +252,7 @@ def test_token_batches_cover_in_order_and_never_cost_more_than_filling_each_pass
     rng = np.random.default_rng(seed)
     lengths = sorted(rng.integers(5, 300, size=int(rng.integers(1, 200))).tolist(), reverse=True)
     budget = int(rng.choice([256, 1024, 8192]))
-    ranges = list(_token_batches(lengths, budget))
+    ranges = list(token_batches(lengths, budget))
     assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]]
     assert ranges[-1][1] == len(lengths)
     assert all(
@@ -270,7 +264,7 @@ def test_token_batches_cover_in_order_and_never_cost_more_than_filling_each_pass
         start = greedy[-1][1]
     assert padded_cost(lengths, ranges) <= padded_cost(lengths, greedy)
     # A pass costing a whole budget (a GPU's case): the fewest passes, each filled in turn.
-    assert list(_token_batches(lengths, budget, overhead=budget)) == greedy
+    assert list(token_batches(lengths, budget, overhead=budget)) == greedy
 
 
 def one_window_at_a_time(
@@ -340,8 +334,8 @@ def test_fast_path_matches_one_window_at_a_time(tiny_model: PruningEncoder) -> N
 
 def test_pack_windows_keeps_whole_sentences() -> None:
     token_sentence = np.array([0, 0, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3, 3])
-    assert _pack_windows(token_sentence, 4, budget=5) == [(0, 5), (5, 6), (6, 11), (11, 13)]
-    assert _pack_windows(np.zeros(0, dtype=np.int64), 0, budget=5) == [(0, 0)]
+    assert pack_windows(token_sentence, 4, budget=5) == [(0, 5), (5, 6), (6, 11), (11, 13)]
+    assert pack_windows(np.zeros(0, dtype=np.int64), 0, budget=5) == [(0, 0)]
 
 
 sentence = st.text(alphabet="abc xyz", min_size=1, max_size=12).map(str.strip).filter(bool)

@@ -21,13 +21,21 @@ from transformers.utils.logging import tqdm
 
 from .sentence_splitter import Span, resolve_spans, split_sentences
 from .token_budget import Selection, check_max_tokens, select_sentences
+from .windows import (
+    PASS_OVERHEAD_TOKENS,
+    Template,
+    Window,
+    collate,
+    pack_windows,
+    question_limit,
+    token_batches,
+    token_sentences,
+    window_length,
+)
 
 Result = dict[str, Any]
 # How many batches' worth of documents score_documents sorts by length together.
 LOOKAHEAD_BATCHES = 16
-# What one more forward pass costs on a CPU beyond its tokens, in padded tokens: about 12 ms of
-# a MiniLM pass on 2 threads, at about 5,000 tokens/s.
-PASS_OVERHEAD_TOKENS = 64
 
 
 @dataclass
@@ -39,73 +47,6 @@ class Document:
     spans: list[Span]
     title: str | None = None
     first_sentence_is_title: bool = False
-
-
-@dataclass
-class _Template:
-    """Where a tokenizer puts its special tokens around a (question, context) pair."""
-
-    prefix: list[int]
-    middle: list[int]
-    suffix: list[int]
-    question_type: int
-    context_type: int
-    uses_token_type_ids: bool
-
-    @classmethod
-    def of(cls, tokenizer: PreTrainedTokenizerBase) -> _Template:
-        encoding = tokenizer("a", "b", add_special_tokens=True, return_token_type_ids=True)
-        sequence_ids = encoding.sequence_ids(0)
-        ids, types = encoding["input_ids"], encoding["token_type_ids"]
-        first = sequence_ids.index(0)
-        last_q = len(sequence_ids) - 1 - sequence_ids[::-1].index(0)
-        first_c = sequence_ids.index(1)
-        last_c = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
-        return cls(
-            prefix=ids[:first],
-            middle=ids[last_q + 1 : first_c],
-            suffix=ids[last_c + 1 :],
-            question_type=types[first],
-            context_type=types[first_c],
-            uses_token_type_ids="token_type_ids" in tokenizer.model_input_names,
-        )
-
-    @property
-    def num_special(self) -> int:
-        return len(self.prefix) + len(self.middle) + len(self.suffix)
-
-
-@dataclass
-class _Window:
-    document: int
-    question_ids: list[int]
-    title_ids: list[int]
-    context_ids: list[int]
-    sentence_of_token: np.ndarray  # chunk-global sentence of each context token; -1: not counted
-
-
-def _pack_windows(
-    token_sentence: np.ndarray, num_sentences: int, budget: int
-) -> list[tuple[int, int]]:
-    """Token ranges of windows of whole sentences (an overlong sentence is cut into pieces)."""
-    bounds = np.searchsorted(token_sentence, np.arange(num_sentences + 1), side="left")
-    windows: list[tuple[int, int]] = []
-    start = end = int(bounds[0])
-    for i in range(num_sentences):
-        s_start, s_end = int(bounds[i]), int(bounds[i + 1])
-        if s_end - start <= budget:
-            end = s_end
-            continue
-        if end > start:
-            windows.append((start, end))
-        start = end = s_start
-        while s_end - start > budget:
-            windows.append((start, start + budget))
-            start = end = start + budget
-        end = s_end
-    if end > start or not windows:
-        windows.append((start, end))
-    return windows
 
 
 def check_threshold(threshold: Any) -> float:
@@ -136,12 +77,6 @@ def check_top_k(top_k: Any, name: str = "top_k") -> int | None:
     return int(top_k)
 
 
-def _question_limit(max_length: int, template: _Template) -> int:
-    """Tokens a question (and title) may take: a window keeps at least min(16, max_length / 4)
-    tokens for the context besides the special tokens."""
-    return max_length - template.num_special - min(16, max_length // 4)
-
-
 class ContextPruningMixin:
     """Adds ``process()`` and ``score_documents()`` to a PruningEncoder model."""
 
@@ -152,7 +87,7 @@ class ContextPruningMixin:
     def question_token_limit(self) -> int:
         """The most tokens a question (with its title) may take; a longer one raises ValueError
         in ``process()``, since too little of each ``max_seq_length`` window would remain."""
-        return _question_limit(int(self.config.max_seq_length), _Template.of(self.tokenizer))
+        return question_limit(int(self.config.max_seq_length), Template.of(self.tokenizer))
 
     def process(
         self,
@@ -321,7 +256,7 @@ class ContextPruningMixin:
         Padding-aware batching (as ``sentence_transformers.CrossEncoder`` sorts its pairs): the
         windows of a look-ahead of ``LOOKAHEAD_BATCHES * batch_size`` documents are sorted by
         length together and cut into forward passes of at most ``batch_size * max_seq_length``
-        padded tokens where their lengths fall off (:func:`_token_batches`; on a GPU, into as
+        padded tokens where their lengths fall off (:func:`token_batches`; on a GPU, into as
         few passes as fit); memory stays bounded by the look-ahead, whatever the number of
         documents.
 
@@ -335,7 +270,7 @@ class ContextPruningMixin:
         tokenizer = self.tokenizer
         if not tokenizer.is_fast:
             raise ValueError("process() needs a fast tokenizer (offset mapping).")
-        template = _Template.of(tokenizer)
+        template = Template.of(tokenizer)
         all_logits: list[np.ndarray] = []
         all_probabilities: list[np.ndarray] = []
         show = len(documents) > 4 * batch_size if show_progress_bar is None else show_progress_bar
@@ -359,13 +294,13 @@ class ContextPruningMixin:
     def _score_chunk(
         self,
         chunk: Sequence[Document],
-        template: _Template,
+        template: Template,
         batch_size: int,
         device: torch.device,
     ) -> tuple[np.ndarray | None, list[np.ndarray]]:
         tokenizer = self.tokenizer
         max_length = int(self.config.max_seq_length)
-        limit = _question_limit(max_length, template)
+        limit = question_limit(max_length, template)
         questions = tokenizer(
             [doc.question for doc in chunk], add_special_tokens=False, verbose=False
         )["input_ids"]
@@ -378,7 +313,7 @@ class ContextPruningMixin:
         titles = tokenizer(
             [doc.title or "" for doc in chunk], add_special_tokens=False, verbose=False
         )["input_ids"]
-        windows: list[_Window] = []
+        windows: list[Window] = []
         sentence_base = np.cumsum([0] + [len(doc.spans) for doc in chunk])
         for d, doc in enumerate(chunk):
             taken = len(questions[d]) + len(titles[d])
@@ -390,25 +325,25 @@ class ContextPruningMixin:
                     f"{limit} fit."
                 )
             if not doc.spans:  # nothing to keep: score the empty document
-                windows.append(_Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
+                windows.append(Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
                 continue
-            owner, inside = _token_sentences(contexts["offset_mapping"][d], doc.spans)
+            owner, inside = token_sentences(contexts["offset_mapping"][d], doc.spans)
             counted = np.where(inside, owner + sentence_base[d], -1)
             ids = contexts["input_ids"][d]
-            for a, b in _pack_windows(owner, len(doc.spans), budget):
-                windows.append(_Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
+            for a, b in pack_windows(owner, len(doc.spans), budget):
+                windows.append(Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
         window_logits: np.ndarray | None = None
         sums = np.zeros(int(sentence_base[-1]), dtype=np.float64)
         counts = np.zeros(int(sentence_base[-1]), dtype=np.float64)
-        order = sorted(range(len(windows)), key=lambda w: _length(windows[w]), reverse=True)
-        lengths = [template.num_special + _length(windows[w]) for w in order]
+        order = sorted(range(len(windows)), key=lambda w: window_length(windows[w]), reverse=True)
+        lengths = [template.num_special + window_length(windows[w]) for w in order]
         budget = batch_size * max_length
         # A GPU pass costs about the same however full it is: there, the fewest passes win (and
         # the programme over a GPU-sized budget of short windows would cost as much as a pass).
         overhead = PASS_OVERHEAD_TOKENS if device.type == "cpu" else budget
-        for start, stop in _token_batches(lengths, budget, overhead):
+        for start, stop in token_batches(lengths, budget, overhead):
             batch = [windows[w] for w in order[start:stop]]
-            inputs, context_start = _collate(batch, template, tokenizer.pad_token_id or 0, device)
+            inputs, context_start = collate(batch, template, tokenizer.pad_token_id or 0, device)
             ranking_logits, pruning_logits = self._heads(**inputs)
             if ranking_logits is not None:
                 logits = ranking_logits.float().cpu().numpy()
@@ -438,95 +373,6 @@ class ContextPruningMixin:
             mine = window_logits[document_of_window == d]
             best[d] = mine[np.argmax(mine[:, -1])]
         return best, probabilities
-
-
-def _token_batches(
-    lengths: Sequence[int], budget: int, overhead: int = PASS_OVERHEAD_TOKENS
-) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` ranges of ``lengths`` (sorted longest first) that cut them into forward
-    passes of at most ``budget`` padded tokens (count times first length; a window longer than
-    the budget goes alone), chosen to minimise the padded tokens read plus ``overhead`` tokens
-    per pass: an exact dynamic programme over where passes start, which splits a pass where
-    lengths fall off steeply instead of padding short windows to a long one. An ``overhead`` of
-    a whole budget asks for the fewest passes, which filling each pass in turn gives at once."""
-    sizes = np.asarray(lengths, dtype=np.int64)
-    fits = np.maximum(1, budget // np.maximum(1, sizes))  # windows a pass starting there holds
-    if overhead >= budget:
-        start = 0
-        while start < len(sizes):
-            yield start, min(len(sizes), start + int(fits[start]))
-            start += int(fits[start])
-        return
-    cost = np.zeros(len(sizes) + 1)
-    start_of = np.zeros(len(sizes) + 1, dtype=np.int64)
-    for stop in range(1, len(sizes) + 1):
-        # Fits grow along the sorted lengths, so no pass ending here starts before this.
-        starts = np.arange(max(0, stop - int(fits[stop - 1])), stop)
-        totals = cost[starts] + (stop - starts) * sizes[starts] + overhead
-        totals[stop - starts > fits[starts]] = np.inf
-        best = int(np.argmin(totals))
-        cost[stop], start_of[stop] = totals[best], starts[best]
-    ranges = []
-    stop = len(sizes)
-    while stop > 0:
-        ranges.append((int(start_of[stop]), stop))
-        stop = ranges[-1][0]
-    yield from reversed(ranges)
-
-
-def _length(window: _Window) -> int:
-    return len(window.question_ids) + len(window.title_ids) + len(window.context_ids)
-
-
-def _collate(
-    batch: Sequence[_Window], template: _Template, pad_id: int, device: torch.device
-) -> tuple[dict[str, torch.Tensor], list[int]]:
-    lengths = [template.num_special + _length(w) for w in batch]
-    width = max(lengths)
-    input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-    type_ids = np.zeros((len(batch), width), dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
-    context_start = []
-    for i, w in enumerate(batch):
-        head = template.prefix + w.question_ids + template.middle
-        tail = w.title_ids + w.context_ids + template.suffix
-        input_ids[i, : lengths[i]] = head + tail
-        type_ids[i, len(head) : lengths[i]] = template.context_type
-        type_ids[i, : len(head)] = template.question_type
-        mask[i, : lengths[i]] = 1
-        context_start.append(len(head) + len(w.title_ids))
-    inputs = {
-        "input_ids": torch.from_numpy(input_ids).to(device),
-        "attention_mask": torch.from_numpy(mask).to(device),
-    }
-    if template.uses_token_type_ids:
-        inputs["token_type_ids"] = torch.from_numpy(type_ids).to(device)
-    return inputs, context_start
-
-
-def token_positions(offsets: Sequence[tuple[int, int]]) -> np.ndarray:
-    """The character that places each token: its last one. SentencePiece (``▁The``) and some
-    byte-level BPE tokenizers include the space before a word in its token's offsets, so a
-    token's first character can be the whitespace between two sentences."""
-    bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    return np.maximum(bounds[:, 0], bounds[:, 1] - 1)
-
-
-def _token_sentences(
-    offsets: Sequence[tuple[int, int]], spans: Sequence[Span]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each context token's sentence (by :func:`token_positions`) and whether it lies inside it.
-
-    A token outside every sentence (a stray symbol a custom splitter left out, a lone ``▁``)
-    belongs to the next sentence, so that windows still hold whole sentences, but is not counted
-    in its probability.
-    """
-    positions = token_positions(offsets)
-    starts = np.asarray([s for s, _ in spans], dtype=np.int64)
-    ends = np.asarray([e for _, e in spans], dtype=np.int64)
-    owner = np.minimum(np.searchsorted(ends, positions, side="right"), len(spans) - 1)
-    inside = (positions >= starts[owner]) & (positions < ends[owner])
-    return owner, inside
 
 
 def ranking_scores(logits: np.ndarray, activation: str = "sigmoid") -> np.ndarray:

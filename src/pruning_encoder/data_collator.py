@@ -16,16 +16,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .context_pruning import (
-    _collate,
-    _pack_windows,
-    _Template,
-    _token_sentences,
-    _Window,
-    token_positions,
-)
 from .dataset import Record
 from .sentence_splitter import Span, split_sentences
+from .windows import Template, Window, collate, pack_windows, token_positions, token_sentences
 
 Feature = dict[str, Any]
 
@@ -61,12 +54,12 @@ class PruningDataCollator:
     tokenizer: PreTrainedTokenizerBase
     max_length: int = 512
     language: str = "auto"
-    _template: _Template = field(init=False, repr=False)
+    _template: Template = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.tokenizer.is_fast:
             raise ValueError("PruningDataCollator needs a fast tokenizer (offset mapping).")
-        self._template = _Template.of(self.tokenizer)
+        self._template = Template.of(self.tokenizer)
 
     def __call__(self, features: Sequence[Feature]) -> dict[str, torch.Tensor]:
         queries = self.tokenizer(
@@ -78,7 +71,7 @@ class PruningDataCollator:
             return_offsets_mapping=True,
             verbose=False,
         )
-        windows: list[_Window] = []
+        windows: list[Window] = []
         token_labels: list[np.ndarray] = []
         targets: dict[str, list[float]] = {"labels": [], "scores": []}
         for i, feature in enumerate(features):
@@ -92,11 +85,11 @@ class PruningDataCollator:
             sentences = split_sentences(feature["text"], self.language) or [
                 (0, len(feature["text"]))
             ]
-            owner, _ = _token_sentences(offsets, sentences)
+            owner, _ = token_sentences(offsets, sentences)
             relevant = _inside(offsets, feature["relevant_spans"])
             ids = texts["input_ids"][i]
-            for a, b in _pack_windows(owner, len(sentences), budget):
-                windows.append(_Window(i, queries[i], [], ids[a:b], owner[a:b]))
+            for a, b in pack_windows(owner, len(sentences), budget):
+                windows.append(Window(i, queries[i], [], ids[a:b], owner[a:b]))
                 token_labels.append(relevant[a:b])
                 # Relevant text, but this window misses its relevant part: no ranking target.
                 misses = bool(feature["relevant_spans"]) and not relevant[a:b].any()
@@ -104,7 +97,7 @@ class PruningDataCollator:
                     value = feature.get(name)
                     known = value is not None and not (misses and value > 0)
                     targets[key].append(float(value) if value is not None and known else math.nan)
-        inputs, context_start = _collate(
+        inputs, context_start = collate(
             windows, self._template, self.tokenizer.pad_token_id or 0, torch.device("cpu")
         )
         pruning_labels = torch.full_like(inputs["input_ids"], -100)

@@ -53,6 +53,7 @@ SOURCE_FILES = (
     "context_pruning.py",
     "sentence_splitter.py",
     "token_budget.py",
+    "windows.py",
     "pipeline_context_pruning.py",
 )
 AUTO_MAP = {
