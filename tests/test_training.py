@@ -301,3 +301,62 @@ def test_heads_train_at_their_own_learning_rate(tiny_model: PruningEncoder, tmp_
         by_lr.setdefault(group["lr"], set()).update(id(p) for p in group["params"])
     assert by_lr[1e-2] == head_ids
     assert by_lr[1e-4].isdisjoint(head_ids) and by_lr[1e-4]
+
+
+# --- batching by length -------------------------------------------------------------------------
+
+LONG = f"{OTHER} the dog was in france. it is a city."  # one window, as is RELEVANT
+
+
+def mixed_lengths(n: int = 8) -> list[Record]:
+    """Short relevant texts and long irrelevant ones, alternating: the worst order to pad."""
+    return [
+        Record("where is the cat?", [RELEVANT], [[(0, len(RELEVANT))]], [1.0])
+        if i % 2
+        else Record("where is the cat?", [LONG], [[]], [0.0])
+        for i in range(n)
+    ]
+
+
+def padded_tokens(masks: list[torch.Tensor]) -> int:
+    return sum(int(mask.numel() - mask.sum()) for mask in masks)
+
+
+def test_evaluation_batches_pairs_of_similar_length(
+    tiny_model: PruningEncoder, tmp_path: Path
+) -> None:
+    args = arguments(tmp_path, per_device_eval_batch_size=2)
+    trainer = PruningEncoderTrainer(tiny_model, args, eval_dataset=mixed_lengths())
+    masks: list[torch.Tensor] = []
+    hook = tiny_model.model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: masks.append(kwargs["attention_mask"]), with_kwargs=True
+    )
+    try:
+        metrics = trainer.evaluate()
+    finally:
+        hook.remove()
+    features = pair_features(mixed_lengths())
+    in_order = [
+        trainer.data_collator(features[i : i + 2])["attention_mask"]
+        for i in range(0, len(features), 2)
+    ]
+    assert sum(len(mask) for mask in masks) == sum(len(mask) for mask in in_order)
+    assert padded_tokens(masks) == 0 < padded_tokens(in_order)
+    assert math.isfinite(metrics["eval_loss"])
+
+
+def test_evaluation_keeps_input_order_when_predictions_are_asked_for(
+    tiny_model: PruningEncoder, tmp_path: Path
+) -> None:
+    args = arguments(tmp_path, prediction_loss_only=False)
+    trainer = PruningEncoderTrainer(tiny_model, args, eval_dataset=mixed_lengths())
+    assert trainer.eval_dataset is not None
+    assert list(trainer._get_eval_sampler(trainer.eval_dataset)) == list(range(8))  # type: ignore[arg-type]
+
+
+def test_training_groups_by_length_on_request(tiny_model: PruningEncoder, tmp_path: Path) -> None:
+    args = arguments(tmp_path, max_steps=2, train_sampling_strategy="group_by_length")
+    trainer = PruningEncoderTrainer(tiny_model, args, train_dataset=mixed_lengths())
+    order = list(trainer._get_train_sampler())  # type: ignore[arg-type]
+    assert sorted(order) == list(range(8))
+    assert trainer.train().global_step == 2

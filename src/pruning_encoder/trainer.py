@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset, Sampler
 from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .data_collator import PruningDataCollator, pair_features
 from .dataset import Record, load_records
@@ -30,6 +32,13 @@ class PruningEncoderTrainer(Trainer):
             (such as a ``datasets.Dataset``); each (query, text) pair is one training example.
         loss: The loss module (default: :class:`PruningLoss` with BCE ranking).
         data_collator: Default: :class:`PruningDataCollator` at the model's ``max_seq_length``.
+
+    Evaluation reads the pairs longest first (by characters of question and text), so that a
+    batch pads its windows little, as ``process()`` and ``CrossEncoder.predict`` sort theirs (in
+    input order when ``prediction_loss_only=False`` asks for predictions);
+    ``train_sampling_strategy="group_by_length"`` groups training batches by the same lengths
+    (transformers' ``LengthGroupedSampler``). The evaluation loss, a mean of per-batch means,
+    depends on the order only through how pairs fall into batches.
 
     Checkpoints hold the model in the saved PruningEncoder layout (or the ``peft`` adapter) in
     safetensors and the arguments as JSON; ``resume_from_checkpoint`` continues from them.
@@ -87,6 +96,18 @@ class PruningEncoderTrainer(Trainer):
                 )
         return optimizer
 
+    def _get_train_sampler(self, train_dataset: Dataset | None = None) -> Sampler | None:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if dataset is None or self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(batch, lengths=_pair_lengths(dataset))
+
+    def _get_eval_sampler(self, eval_dataset: Dataset) -> Sampler | None:
+        if eval_dataset is None or not self.args.prediction_loss_only:
+            return super()._get_eval_sampler(eval_dataset)  # predictions come back in order
+        return _LongestFirst(_pair_lengths(eval_dataset))
+
     def compute_loss(
         self,
         model: nn.Module,
@@ -137,6 +158,22 @@ def unwrap(model: nn.Module) -> PruningEncoderPreTrainedModel:
     if isinstance(inner, PruningEncoderPreTrainedModel):
         return inner
     raise TypeError(f"Expected a PruningEncoder model, got {type(model).__name__}.")
+
+
+class _LongestFirst(Sampler[int]):
+    def __init__(self, lengths: list[int]) -> None:
+        self.order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _pair_lengths(features: Any) -> list[int]:
+    """Characters of each feature's question and text: what its windows' length follows."""
+    return [len(feature["query"]) + len(feature["text"]) for feature in features]
 
 
 def _features(data: Data | None) -> list[dict[str, Any]] | None:
