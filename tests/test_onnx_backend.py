@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,17 @@ def test_export_writes_a_loadable_model_and_both_graphs(exported: tuple) -> None
             "token_type_ids",
         ]
         assert [o.name for o in graph.graph.output] == ["ranking_logits", "pruning_logits"]
-    int8_ops = {node.op_type for node in onnx.load(str(directory / INT8_FILE)).graph.node}
-    assert int8_ops & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
+    fp32_ops, int8_ops = (
+        Counter(node.op_type for node in onnx.load(str(directory / name)).graph.node)
+        for name in (FP32_FILE, INT8_FILE)
+    )
+    # fp32: query, key and value packed into one Attention node per layer; int8: apart, and
+    # quantised like the attention output and feed-forward up-projection (5 per layer, plus the
+    # heads).
+    layers = fp32_ops["Attention"]
+    assert layers > 0 and fp32_ops["MultiHeadAttention"] == 0
+    assert int8_ops["MultiHeadAttention"] == layers and int8_ops["Attention"] == 0
+    assert int8_ops["MatMulInteger"] >= 5 * layers
 
 
 def test_fp32_onnx_process_matches_torch(exported: tuple) -> None:
