@@ -33,6 +33,7 @@ import ctypes
 import functools
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -254,9 +255,6 @@ def run_grid(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
             for _ in range(args.repeats):
                 for name, run in timed.items():
                     times[name].append(best_seconds(lambda r=run, p=pairs: r(p), 1))
-            memory = {
-                name: peak_memory_mb(lambda r=run, p=pairs: r(p)) for name, run in timed.items()
-            }
             read = {}
             for name, run in timed.items():
                 model_name = {"predict": "torch", "process": "torch"}.get(name, name)
@@ -270,12 +268,40 @@ def run_grid(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
                 "tokens_ce": theirs,
                 "tokens_ours": ours,
                 "seconds": {name: min(values) for name, values in times.items()},
-                "peak_mb": memory,
                 "padded_real_tokens": read,
             }
             rows.append(row)
             print(format_row(row), flush=True)
     return rows
+
+
+def grid_memory(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
+    """Each grid cell's peak memory per method, on a second call (what a service that keeps the
+    model sees: onnxruntime, for one, grows its buffers once and reuses them)."""
+    rows = []
+    for size in args.summaries:
+        pairs = grid_pairs(models["torch"], size, args.pairs[size])
+        for batch_size in args.batch_sizes:
+            timed = methods(models, batch_size, args.bf16)
+            peaks = {}
+            for name, run in timed.items():
+                run(pairs)
+                peaks[name] = peak_memory_mb(lambda r=run, p=pairs: r(p))
+            rows.append({"summaries": size, "batch": batch_size, "peak_mb": peaks})
+    return rows
+
+
+def measure_memory(args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Peak memory, measured in a fresh process of this script: the fair baseline it needs
+    (:func:`return_freed_memory`) makes each large allocation a fresh mapping, which slows torch
+    (by about 14% here; not onnxruntime, which keeps its buffers), so no timing runs under it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp, "memory.json")
+        command = [sys.executable, __file__, "--memory-only", "--json", str(results)]
+        command += ["--model", args.model, "--threads", str(args.threads)]
+        command += ["--small"] * args.small + ["--bf16" if args.bf16 else "--no-bf16"]
+        subprocess.run(command, check=True)
+        return json.loads(results.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def agreement(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
@@ -357,14 +383,13 @@ def run_memory(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
 HEADER = (
     f"{'summaries':>9} {'batch':>5} {'tokens CE/ours':>15} {'pairs/s: CE':>11} {'predict':>8} "
     f"{'process':>8} {'bf16':>6} {'onnx':>6} {'int8':>6} {'process/CE':>10} {'per token':>9} "
-    f"{'bf16, int8 vs process':>21} {'peak MB CE/process/int8':>24} {'padding CE/process':>18}"
+    f"{'bf16, int8 vs process':>21} {'padding CE/process':>18}"
 )
 
 
 def format_row(row: dict) -> str:
-    s, n, mb = row["seconds"], row["pairs"], row["peak_mb"]
+    s, n = row["seconds"], row["pairs"]
     per_token = (s["process"] / row["tokens_ours"]) / (s["CrossEncoder"] / row["tokens_ce"])
-    memory = f"{mb['CrossEncoder']:.0f}/{mb['process']:.0f}/{mb['int8']:.0f}"
     bf16 = f"{n / s['bf16']:.1f}" if "bf16" in s else "-"
     speedup = (f"{s['process'] / s['bf16']:.2f}x" if "bf16" in s else "-") + (
         f", {s['process'] / s['int8']:.2f}x"
@@ -379,7 +404,7 @@ def format_row(row: dict) -> str:
         f"{n / s['CrossEncoder']:>11.1f} {n / s['predict']:>8.1f} {n / s['process']:>8.1f} "
         f"{bf16:>6} {n / s['onnx']:>6.1f} {n / s['int8']:>6.1f} "
         f"{s['process'] / s['CrossEncoder']:>9.2f}x {per_token:>8.2f}x "
-        f"{speedup:>21} {memory:>24} {padding:>18}"
+        f"{speedup:>21} {padding:>18}"
     )
 
 
@@ -389,6 +414,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every method")
     parser.add_argument("--small", action="store_true", help="the quick configuration of CI")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
@@ -427,9 +453,14 @@ def load_models(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    return_freed_memory()
+    if args.memory_only:
+        return_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
         models = load_models(args, Path(tmp))
+        if args.memory_only:
+            memory = {"grid": grid_memory(args, models), "memory": run_memory(args, models)}
+            args.json.write_text(json.dumps(memory) + "\n")
+            return 0
         print(f"CPU: {cpu_description()}")
         print(
             f"model {args.model}: max_length {models['torch'].max_length} (CrossEncoder: "
@@ -457,17 +488,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['tokens']:>14} {t['seconds']:>8.2f} {t['ms_per_1k_tokens']:>6.0f} "
                 f"{q['seconds']:>7.2f} {q['ms_per_1k_tokens']:>6.0f}"
             )
-        look_ahead = LOOKAHEAD_BATCHES * MEMORY_BATCH
-        print(
-            f"\n{'pairs':>6} {'peak MB':>8}  (process() at batch {MEMORY_BATCH}, "
-            f"{look_ahead} pairs ahead)"
-        )
-        memory = run_memory(args, models)
-        for row in memory:
-            print(f"{row['pairs']:>6} {row['peak_mb']:>8.0f}")
+    measured = measure_memory(args)
+    print(f"\n{'summaries':>9} {'batch':>5} {'peak MB CE/process/int8':>24}")
+    for row, peaks in zip(grid, measured["grid"], strict=True):
+        row["peak_mb"] = mb = peaks["peak_mb"]
+        memory = f"{mb['CrossEncoder']:.0f}/{mb['process']:.0f}/{mb['int8']:.0f}"
+        print(f"{row['summaries']:>9} {row['batch']:>5} {memory:>24}")
+    look_ahead = LOOKAHEAD_BATCHES * MEMORY_BATCH
+    print(
+        f"\n{'pairs':>6} {'peak MB':>8}  (process() at batch {MEMORY_BATCH}, "
+        f"{look_ahead} pairs ahead)"
+    )
+    for row in measured["memory"]:
+        print(f"{row['pairs']:>6} {row['peak_mb']:>8.0f}")
     if args.json:
         results = {
-            "memory": memory,
+            "memory": measured["memory"],
             "cpu": cpu_description(),
             "grid": grid,
             "agreement": accuracy,

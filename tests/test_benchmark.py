@@ -39,7 +39,7 @@ def test_small_benchmark_runs_and_reports_every_method(tmp_path: Path) -> None:
         (3, 4),
     }
     for row in results["grid"]:
-        assert set(row["seconds"]) == METHODS
+        assert set(row["seconds"]) == set(row["peak_mb"]) == METHODS
         assert all(seconds > 0 for seconds in row["seconds"].values())
         assert row["tokens_ours"] >= row["tokens_ce"] > 0
     assert {row["backend"] for row in results["agreement"]} == {"bf16", "onnx", "int8"}
