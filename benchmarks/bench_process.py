@@ -291,17 +291,17 @@ def grid_memory(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
     return rows
 
 
-def measure_memory(args: argparse.Namespace) -> dict[str, list[dict]]:
-    """Peak memory, measured in a fresh process of this script: the fair baseline it needs
-    (:func:`return_freed_memory`) makes each large allocation a fresh mapping, which slows torch
-    (by about 14% here; not onnxruntime, which keeps its buffers), so no timing runs under it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp, "memory.json")
-        command = [sys.executable, __file__, "--memory-only", "--json", str(results)]
-        command += ["--model", args.model, "--threads", str(args.threads)]
-        command += ["--small"] * args.small + ["--bf16" if args.bf16 else "--no-bf16"]
-        subprocess.run(command, check=True)
-        return json.loads(results.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+def measure_memory(args: argparse.Namespace, directory: Path) -> dict[str, list[dict]]:
+    """Peak memory, measured in a fresh process of this script on the exports in ``directory``:
+    the fair baseline it needs (:func:`return_freed_memory`) makes each large allocation a fresh
+    mapping, which slows torch (by about 14% here; not onnxruntime, which keeps its buffers), so
+    no timing runs under it."""
+    results = directory / "memory.json"
+    command = [sys.executable, __file__, "--memory-only", str(directory), "--json", str(results)]
+    command += ["--model", args.model, "--threads", str(args.threads)]
+    command += ["--small"] * args.small + ["--bf16" if args.bf16 else "--no-bf16"]
+    subprocess.run(command, check=True)
+    return json.loads(results.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def agreement(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
@@ -414,7 +414,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every method")
     parser.add_argument("--small", action="store_true", help="the quick configuration of CI")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    # Set by measure_memory for its child process: the directory of the parent's exports.
+    parser.add_argument("--memory-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
@@ -435,12 +436,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_models(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+def load_models(args: argparse.Namespace, directory: Path, *, export: bool) -> dict[str, Any]:
     from sentence_transformers import CrossEncoder
 
     model = PruningEncoder(args.model, device="cpu")
-    model.export_ranking_model(directory / "ranking_model")
-    model.export_onnx(directory / "onnx")
+    if export:
+        model.export_ranking_model(directory / "ranking_model")
+        model.export_onnx(directory / "onnx")
     return {
         "CrossEncoder": CrossEncoder(str(directory / "ranking_model"), device="cpu"),
         "torch": model,
@@ -456,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_only:
         return_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
-        models = load_models(args, Path(tmp))
+        directory = args.memory_only or Path(tmp)
+        models = load_models(args, directory, export=args.memory_only is None)
         if args.memory_only:
             memory = {"grid": grid_memory(args, models), "memory": run_memory(args, models)}
             args.json.write_text(json.dumps(memory) + "\n")
@@ -488,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['tokens']:>14} {t['seconds']:>8.2f} {t['ms_per_1k_tokens']:>6.0f} "
                 f"{q['seconds']:>7.2f} {q['ms_per_1k_tokens']:>6.0f}"
             )
-    measured = measure_memory(args)
+        measured = measure_memory(args, directory)
     print(f"\n{'summaries':>9} {'batch':>5} {'peak MB CE/process/int8':>24}")
     for row, peaks in zip(grid, measured["grid"], strict=True):
         row["peak_mb"] = mb = peaks["peak_mb"]
