@@ -50,7 +50,7 @@ from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.bundled import DEFAULT_MODEL
 from pruning_encoder.context_pruning import LOOKAHEAD_BATCHES
 from pruning_encoder.onnx_backend import FP32_FILE, INT8_FILE
-from pruning_encoder.pruning_encoder import native_bf16
+from pruning_encoder.precision import native_bf16
 
 DATA = Path(__file__).with_name("wiki_contexts.json")
 

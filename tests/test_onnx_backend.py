@@ -26,7 +26,7 @@ CONTEXTS = [
 @pytest.fixture(scope="module")
 def exported(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     torch.manual_seed(0)
-    model = PruningEncoder(tiny_backbone, device="cpu")
+    model = PruningEncoder(tiny_backbone, device="cpu", dtype="float32")
     with torch.no_grad():  # random heads barely vary their outputs: sharpen them
         model.model.backbone.classifier.weight.mul_(300)
         model.model.pruning_head.classifier.weight.mul_(30)
@@ -104,6 +104,29 @@ def test_int8_onnx_runs_the_same_api(exported: tuple) -> None:
         assert b["reranking_score"] == pytest.approx(a["reranking_score"], abs=0.1)
 
 
+def test_int8_results_do_not_depend_on_the_batch(exported: tuple) -> None:
+    """Activations are quantised per token, so a document gets the same result alone, in a
+    batch and padded among long documents (dynamic per-tensor scales moved them by ~5e-3)."""
+    _, directory = exported
+    fast = PruningEncoder(directory, backend="onnx", file_name=INT8_FILE)
+    assert fast.precision == "int8"
+    assert PruningEncoder(directory, backend="onnx").precision == "float32"
+    question, document = "where is the cat?", CONTEXTS[0]
+    options = {"threshold": 0.5, "return_sentence_probabilities": True}
+    alone = fast.process(question, document, **options)
+    in_batch = fast.process(question, [document, CONTEXTS[3], "Dogs bark."], **options)[0]
+    long = " ".join(f"Sentence {i} is about a city far away." for i in range(60))
+    padded = fast.process(question, [long, document, long], batch_size=3, **options)[1]
+    for other in (in_batch, padded):
+        assert other["kept_spans"] == alone["kept_spans"]
+        assert other["reranking_score"] == pytest.approx(alone["reranking_score"], abs=1e-5)
+        assert other["sentence_probabilities"] == pytest.approx(
+            alone["sentence_probabilities"], abs=1e-5
+        )
+    ops = Counter(node.op_type for node in onnx.load(str(directory / INT8_FILE)).graph.node)
+    assert ops["DynamicQuantizeLinear"] == 0
+
+
 def test_pruning_only_exports_one_output(tiny_pruning_only: PruningEncoder, tmp_path: Path) -> None:
     tiny_pruning_only.export_onnx(tmp_path / "p", quantize=False)
     assert not (tmp_path / "p" / INT8_FILE).exists()
@@ -163,7 +186,7 @@ def test_int8_minilm_meets_the_agreement_targets(tmp_path: Path) -> None:
     on an AVX-512/VNNI CPU), so a sentence whose fp32 probability lies within a factor of 2 of the
     threshold (0.01 for the bundled model) may go either way on some CPU and is left out; at
     least 300 of the ~400 sentences remain."""
-    model = PruningEncoder("minilm-l6-wiki", device="cpu")
+    model = PruningEncoder("minilm-l6-wiki", device="cpu", dtype="float32")
     model.export_onnx(tmp_path / "minilm")
     fast = PruningEncoder(tmp_path / "minilm", backend="onnx", file_name=INT8_FILE)
     pairs = benchmark_pairs(16)

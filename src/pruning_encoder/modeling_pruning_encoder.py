@@ -46,6 +46,7 @@ from transformers.utils import cached_file
 
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .context_pruning import ContextPruningMixin
+from .precision import InferenceCopy
 
 SOURCE_FILES = (
     "configuration_pruning_encoder.py",
@@ -54,6 +55,7 @@ SOURCE_FILES = (
     "sentence_splitter.py",
     "token_budget.py",
     "windows.py",
+    "precision.py",
     "pipeline_context_pruning.py",
 )
 AUTO_MAP = {
@@ -216,6 +218,9 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
     config_class = PruningEncoderConfig
     base_model_prefix = "pruning_encoder"
     supports_gradient_checkpointing = True
+    # Set (by PruningEncoder(dtype="auto")) to run inference on a reduced-precision copy of the
+    # backbone while the weights stay float32; see precision.py.
+    inference_copy: InferenceCopy | None = None
 
     def __init__(
         self, config: PruningEncoderConfig, backbone: PreTrainedModel | None = None
@@ -267,7 +272,10 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
             inputs["token_type_ids"] = token_type_ids
         # The heads share one pass: the ranking head runs inside the backbone (which pools as its
         # architecture does), and a hook hands the pruning head its states on the way.
-        base = self.backbone.base_model
+        backbone = self.backbone
+        if self.inference_copy is not None and torch.is_inference_mode_enabled():
+            backbone = self.inference_copy.of(backbone)
+        base = backbone.base_model
         final_norm = getattr(base, "final_norm", None)
         captured: list[torch.Tensor] = []
         if self.config.pruning_head_input == "last_layer" and final_norm is not None:
@@ -281,7 +289,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
                 lambda _module, _args, output: captured.append(output[0])
             )
         try:
-            outputs = self.backbone(**inputs)
+            outputs = backbone(**inputs)
         finally:
             hook.remove()
         ranking_logits = outputs.logits if self.config.has_ranking_head else None

@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,12 +190,16 @@ def _check(
 
 
 def _quantize(graph: Any, target: Path, encoder_config: Any) -> None:
-    """int8 weights (per output channel), activations quantised on the fly, per tensor.
+    """int8 weights (per output channel) and int8 activations with one scale per token.
 
+    onnxruntime's dynamic quantisation scales each activation tensor as a whole, so one row's
+    result would depend on the other rows of the batch (other documents, padding); its
+    ``DynamicQuantizeLinear`` nodes are replaced by per-row quantisation (:func:`_per_row`),
+    which makes every token's result independent of the batch and follows outliers row by row.
     The feed-forward down-projections stay fp32: their inputs (after GELU) carry outliers that
-    one uint8 scale per tensor flattens, which costs much agreement with torch for little speed.
-    ``Attention`` nodes, where the fusion packed one (see :func:`_query_key_value_apart`), stay
-    fp32 too.
+    cost agreement with torch for little speed (measured: 4% faster with them, twice the largest
+    sentence-probability error). ``Attention`` nodes, where the fusion packed one (see
+    :func:`_query_key_value_apart`), stay fp32 too.
     """
     onnx = _require("onnx")
     quantization = _require("onnxruntime.quantization")
@@ -209,15 +214,75 @@ def _quantize(graph: Any, target: Path, encoder_config: Any) -> None:
         if node.op_type == "Attention"
         or (node.op_type == "MatMul" and weights.get(node.input[1]) == down)
     ]
-    with _quiet():
-        quantization.quantize_dynamic(
-            graph,
-            str(target),
-            weight_type=quantization.QuantType.QInt8,
-            per_channel=True,
-            nodes_to_exclude=keep_fp32,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        dynamic = Path(scratch, "dynamic.onnx")
+        with _quiet():
+            quantization.quantize_dynamic(
+                graph,
+                str(dynamic),
+                weight_type=quantization.QuantType.QInt8,
+                per_channel=True,
+                nodes_to_exclude=keep_fp32,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        quantized = onnx.load(str(dynamic))
+    _per_row(quantized)
+    onnx.save(quantized, str(target))
+
+
+# uint8 codes of a symmetric int8 range, shifted by a fixed zero point: onnxruntime's fast
+# kernels multiply uint8 activations by int8 weights, and take one zero point per tensor.
+ZERO_POINT = 128
+LEVELS = 127.0
+
+
+def _per_row(model: Any) -> None:
+    """Replace each ``DynamicQuantizeLinear(x) -> (q, scale, zero_point)`` in place by symmetric
+    per-row quantisation over ``x``'s last axis: ``scale = max|x_row| / 127`` (shape
+    ``[..., rows, 1]``), ``q = round(x / scale) + 128`` as uint8, zero point 128. The quantiser's
+    ``MatMulInteger`` and its ``Mul`` by ``scale * weight_scale`` broadcast the per-row scale
+    unchanged."""
+    onnx = _require("onnx")
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    graph = model.graph
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    constants = {
+        "per_row_last_axis": np.array([-1], dtype=np.int64),
+        "per_row_tiny": np.array(1e-12, dtype=np.float32),
+        "per_row_levels": np.array(LEVELS, dtype=np.float32),
+        "per_row_shift": np.array(float(ZERO_POINT), dtype=np.float32),
+    }
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            nodes.append(node)
+            continue
+        x, (codes, scale, zero_point) = node.input[0], node.output
+        name = f"{node.name or x}_per_row"
+        if opset >= 18:
+            reduce = helper.make_node(
+                "ReduceMax", [f"{name}_abs", "per_row_last_axis"], [f"{name}_max"], keepdims=1
+            )
+        else:
+            reduce = helper.make_node(
+                "ReduceMax", [f"{name}_abs"], [f"{name}_max"], axes=[-1], keepdims=1
+            )
+        zero = numpy_helper.from_array(np.array(ZERO_POINT, dtype=np.uint8))
+        nodes += [
+            helper.make_node("Abs", [x], [f"{name}_abs"]),
+            reduce,
+            helper.make_node("Max", [f"{name}_max", "per_row_tiny"], [f"{name}_range"]),
+            helper.make_node("Div", [f"{name}_range", "per_row_levels"], [scale]),
+            helper.make_node("Div", ["per_row_levels", f"{name}_range"], [f"{name}_inverse"]),
+            helper.make_node("Mul", [x, f"{name}_inverse"], [f"{name}_scaled"]),
+            helper.make_node("Round", [f"{name}_scaled"], [f"{name}_rounded"]),
+            helper.make_node("Add", [f"{name}_rounded", "per_row_shift"], [f"{name}_shifted"]),
+            helper.make_node("Cast", [f"{name}_shifted"], [codes], to=onnx.TensorProto.UINT8),
+            helper.make_node("Constant", [], [zero_point], value=zero),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 class OnnxPruningModel(ContextPruningMixin):
@@ -244,6 +309,8 @@ class OnnxPruningModel(ContextPruningMixin):
             graph, options, providers=["CPUExecutionProvider"]
         )
         self.file_name = file_name
+        nodes = _require("onnx").load(graph, load_external_data=False).graph.node
+        self.quantized = any(node.op_type == "MatMulInteger" for node in nodes)
         self._input_names = {node.name for node in self.session.get_inputs()}
         self._outputs = [node.name for node in self.session.get_outputs()]
         self._tokenizer: PreTrainedTokenizerBase | None = None

@@ -16,7 +16,6 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 from transformers.utils import logging as hf_logging
@@ -38,6 +37,7 @@ from .modeling_pruning_encoder import (
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
 from .pair_template import add_pair_template
+from .precision import AUTO, InferenceCopy, reduce_encoder_precision, resolve_dtype
 from .sentence_splitter import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -45,44 +45,6 @@ logger = logging.getLogger(__name__)
 STANDALONE_DIR = "ranking_model_standalone"
 EXPORT_METADATA_NAME = "export_metadata.json"
 BACKENDS = ("torch", "onnx")
-
-
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if dtype == "auto":
-        return torch.bfloat16 if native_bf16(device) else torch.float32
-    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
-        return dtype
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    raise ValueError(
-        f"dtype must be one of {', '.join(DTYPES)}, auto (or the torch dtype), got {dtype!r}."
-    )
-
-
-def native_bf16(device: str | torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware: a CPU with ``avx512_bf16``
-    or AMX (Intel Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later), or a CUDA GPU
-    of compute capability 8.0 or more (Ampere and later). Elsewhere torch emulates bf16, more
-    slowly than float32."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        cpu = torch.cpu
-        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
-    return False
 
 
 class PruningEncoder(nn.Module):
@@ -106,14 +68,16 @@ class PruningEncoder(nn.Module):
             through onnxruntime on CPU (same ``process()``, ``predict()`` and ``rank()``).
         file_name: With ``backend="onnx"``, the graph to run: ``"onnx/model.onnx"`` (fp32) or
             ``"onnx/model_qint8.onnx"`` (int8: faster, scores within about 1%).
-        dtype: ``"bfloat16"`` or ``"float16"`` (or the torch dtype) runs the encoder's weights
-            in that precision for inference, on GPU or CPU; the ranking and pruning heads, the
-            softmax and sigmoid and the token-to-sentence means stay in float32. Worth it on
-            GPUs and on CPUs with native bf16 (``avx512_bf16`` or AMX): elsewhere bf16 is
-            emulated and slower. ``"auto"`` picks bfloat16 where the device has it natively
-            (:func:`native_bf16`) and float32 elsewhere.
-            A model loaded in bf16 or fp16 cannot be saved or exported (load it again without
-            ``dtype``). Default: float32.
+        dtype: The precision of inference. ``"auto"`` (the default): bfloat16 where the device
+            multiplies it natively (:func:`~pruning_encoder.precision.native_bf16`: CPUs with
+            ``avx512_bf16`` or AMX, CUDA GPUs of compute capability 8.0 or more), float32
+            elsewhere; the weights stay float32 (inference runs a bf16 copy of the encoder), so
+            the model saves, exports and trains as a float32 one. ``"float32"``: float32
+            throughout. ``"bfloat16"`` or ``"float16"`` (or the torch dtype): the encoder's
+            weights are converted, half the memory, but the model can then not be saved,
+            exported or trained. In every precision the ranking and pruning heads, the softmax
+            and sigmoid and the token-to-sentence means run in float32. With
+            ``backend="onnx"``, ``"auto"`` runs the graph in its own precision.
         allow_pytorch_bin: Import a published checkpoint whose only weights are a pickled
             ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``); refused by
             default, since unpickling can run code.
@@ -140,14 +104,14 @@ class PruningEncoder(nn.Module):
         device: str | torch.device | None = None,
         backend: str = "torch",
         file_name: str = FP32_FILE,
-        dtype: str | torch.dtype | None = None,
+        dtype: str | torch.dtype | None = AUTO,
         allow_pytorch_bin: bool = False,
     ) -> None:
         super().__init__()
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if backend == "onnx" and dtype == "auto":
-            dtype = None  # the graph's own precision: fp32 or int8, as file_name says
-        precision = _resolve_dtype(dtype, target)
+        if backend == "onnx" and dtype in (AUTO, None):
+            dtype = "float32"  # the graph's own precision: fp32 or int8, as file_name says
+        precision = resolve_dtype(dtype, target)
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         if backend not in BACKENDS:
@@ -183,8 +147,10 @@ class PruningEncoder(nn.Module):
             )
             _warn_untrained(path)
         self.to(target)
-        if precision != torch.float32:
-            _reduce_encoder_precision(self.model.backbone, precision)
+        if precision != torch.float32 and dtype in (AUTO, None):
+            self.model.inference_copy = InferenceCopy(precision)
+        elif precision != torch.float32:
+            reduce_encoder_precision(self.model.backbone, precision)
         self.eval()
 
     @classmethod
@@ -195,7 +161,7 @@ class PruningEncoder(nn.Module):
         device: str | torch.device | None = None,
         backend: str = "torch",
         file_name: str = FP32_FILE,
-        dtype: str | torch.dtype | None = None,
+        dtype: str | torch.dtype | None = AUTO,
         allow_pytorch_bin: bool = False,
     ) -> PruningEncoder:
         """Load a trained model: a bundled one, a saved PruningEncoder or a published
@@ -229,6 +195,19 @@ class PruningEncoder(nn.Module):
     @property
     def backend(self) -> str:
         return "onnx" if isinstance(self.model, OnnxPruningModel) else "torch"
+
+    @property
+    def precision(self) -> str:
+        """What inference runs in: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (the
+        encoder; the heads are always float32), or ``"int8"`` for a quantised ONNX graph."""
+        if isinstance(self.model, OnnxPruningModel):
+            return "int8" if self.model.quantized else "float32"
+        copy = self.model.inference_copy
+        dtype = copy.dtype if copy is not None else next(self.model.backbone.parameters()).dtype
+        return str(dtype).removeprefix("torch.")
+
+    def extra_repr(self) -> str:
+        return f"precision={self.precision}, backend={self.backend}, device={self.device}"
 
     @property
     def mode(self) -> str:
@@ -414,35 +393,14 @@ class PruningEncoder(nn.Module):
         precision = next(model.backbone.parameters()).dtype
         if precision != torch.float32:
             raise ValueError(
-                f"{what} needs float32 weights, but this model runs in {precision}: load "
-                f"{self.name_or_path} again without dtype=."
+                f"{what} needs float32 weights, but this model's are {precision}: load "
+                f"{self.name_or_path} again with dtype='auto' (the default) or 'float32'."
             )
         return model
 
     def _require_ranking_head(self, what: str) -> None:
         if not self.config.has_ranking_head:
             raise ValueError(f"{what} needs ranking scores, but this model is pruning_only.")
-
-
-def _reduce_encoder_precision(backbone: PreTrainedModel, dtype: torch.dtype) -> None:
-    """Run the encoder (``backbone.base_model``) in ``dtype``; the ranking head's modules (the
-    backbone's other children: pooler, classifier) stay in float32 and take float32 inputs, as
-    the pruning head does: reduced-precision heads flip decisions near a threshold."""
-    base: nn.Module = backbone.base_model  # type: ignore[assignment]
-    nn.Module.to(base, dtype=dtype)
-    for child in backbone.children():
-        if child is not base:
-            child.register_forward_pre_hook(_inputs_to_float32, with_kwargs=True)
-
-
-def _inputs_to_float32(
-    _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    def cast(value: Any) -> Any:
-        is_float = isinstance(value, torch.Tensor) and value.is_floating_point()
-        return value.float() if is_float else value
-
-    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
 
 def _is_pruning_encoder(path: str) -> bool:

@@ -274,6 +274,7 @@ def create_app(
             "model_type": "pruning_encoder",
             "mode": config.mode,
             "backend": model.backend,
+            "precision": model.precision,
             "max_input_length": int(config.max_seq_length),
             "default_threshold": float(config.default_threshold),
             "max_client_batch_size": max_texts,

@@ -74,10 +74,11 @@ def model_options() -> argparse.ArgumentParser:
     options.add_argument(
         "--dtype",
         choices=("float32", "bfloat16", "float16", "auto"),
-        default="float32",
-        help="precision of the encoder's weights at inference: bfloat16 pays on GPUs and on CPUs "
-        "with native bf16 (avx512_bf16, AMX); elsewhere it is slower; auto: bfloat16 where the "
-        "device has it natively, else float32 (default: float32)",
+        default="auto",
+        help="precision of inference: auto is bfloat16 where the device multiplies it natively "
+        "(CPUs with avx512_bf16 or AMX, CUDA GPUs from Ampere on), else float32, with float32 "
+        "weights kept; bfloat16/float16 convert the encoder's weights (elsewhere than on such "
+        "devices, bf16 is emulated and slower); float32 throughout (default: auto)",
     )
     options.add_argument(
         "--batch-size",
@@ -119,9 +120,8 @@ def load_model(path: str, args: argparse.Namespace) -> PruningEncoder:
     if not Path(path).is_dir() and bundle_dir(path) is None:
         raise CliError(f"cannot load a model from {path}: not a directory or a bundled model")
     options = {"backend": args.backend, "file_name": args.onnx_file}
-    dtype = None if args.dtype == "float32" else args.dtype
     try:
-        return PruningEncoder.from_pretrained(path, device=args.device, dtype=dtype, **options)
+        return PruningEncoder.from_pretrained(path, device=args.device, dtype=args.dtype, **options)
     except Exception as exc:  # files, model type, device: every way loading fails ends the run
         logger.debug("Loading %s failed", path, exc_info=True)
         message = " ".join(str(exc).split())

@@ -133,7 +133,7 @@ def _prune(args: argparse.Namespace) -> int:
 def _prune_corpus(args: argparse.Namespace, model_path: str) -> int:
     if args.input == "-" or args.output == "-":
         raise CliError("--engine reads files (not stdin) and writes a folder: give --output DIR")
-    if args.backend != "torch" or args.dtype != "float32":
+    if args.backend != "torch" or args.dtype not in ("auto", "float32"):
         load_model(model_path, args)  # the same checks as the other modes
     try:
         report = prune_corpus(
@@ -145,7 +145,7 @@ def _prune_corpus(args: argparse.Namespace, model_path: str) -> int:
             num_gpus=args.gpus_per_worker,
             model=model_path,
             device=args.device,
-            dtype=None if args.dtype == "float32" else args.dtype,
+            dtype=args.dtype,
             backend=args.backend,
             file_name=args.onnx_file,
             threshold=args.threshold,

@@ -32,7 +32,8 @@ class BatchPruner:
         model: A bundled model name, a saved PruningEncoder folder or a published
             Provence-family checkpoint, as for :class:`~pruning_encoder.PruningEncoder`.
         device: Torch device (default: CUDA when available, else CPU).
-        dtype: ``"bfloat16"`` or ``"float16"`` for the encoder's weights (default: float32).
+        dtype: The precision of inference, as for :class:`~pruning_encoder.PruningEncoder`
+            (default ``"auto"``: bfloat16 where the device has it natively, else float32).
         threshold: Keep threshold in [0, 1] (default: the model's).
         max_tokens: Token budget per context (see ``process()``); None: no budget.
         batch_size: Full-length windows per forward pass.
@@ -65,7 +66,7 @@ class BatchPruner:
         model: str = DEFAULT_MODEL,
         *,
         device: str | None = None,
-        dtype: str | None = None,
+        dtype: str | None = "auto",
         threshold: float | None = None,
         max_tokens: int | None = None,
         batch_size: int = 32,
