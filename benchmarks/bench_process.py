@@ -2,9 +2,11 @@
 
 In one run, on the same (question, context) pairs and the same weights: a bare
 ``sentence_transformers.CrossEncoder.predict`` on the model's ``ranking_model/``, our
-``predict()`` and ``process()`` (torch, float32), ``process()`` with the encoder in bfloat16
-(timed where the CPU multiplies bf16 natively, or with ``--bf16``; emulated elsewhere, and
-slow), and ``process()`` through onnxruntime in fp32 and int8 (``export_onnx``). Full
+``predict()`` and ``process()`` (torch, float32), ``process()`` as loaded by default
+(``dtype="auto"``: bfloat16 inference where the CPU multiplies it natively, float32 elsewhere),
+``process()`` with the encoder's weights converted to bfloat16 (timed where the CPU multiplies
+bf16 natively, or with ``--bf16``; emulated elsewhere, and slow), and ``process()`` through
+onnxruntime in fp32 and int8 (``export_onnx``). Full
 configuration (about 30 minutes on 2 CPU cores)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_process.py
@@ -59,6 +61,7 @@ MEMORY_BATCH = 2
 # The grid's row of one-window pairs (one summary cut to fit), beside 1, 3 and 10 summaries.
 ONE_WINDOW = "1w"
 LENGTH_BATCH = 8
+LENGTH_METHODS = ("torch", "auto", "int8")
 Method = Callable[[list[Pair]], Any]
 
 
@@ -190,7 +193,7 @@ def counting_tokens(models: dict[str, Any]) -> Iterator[dict[str, list[int]]]:
         lambda module, args: add("CrossEncoder", args[0]["attention_mask"])
     )
     originals = {}
-    for name in [name for name in ("torch", "bf16", "onnx", "int8") if name in models]:
+    for name in [name for name in ("torch", "auto", "bf16", "onnx", "int8") if name in models]:
         inner = models[name].model
         originals[name] = inner._heads
 
@@ -229,6 +232,7 @@ def methods(models: dict[str, Any], batch_size: int, timed_bf16: bool) -> dict[s
         "CrossEncoder": ce,
         "predict": predict,
         "process": process_method(torch_model, batch_size),
+        "auto": process_method(models["auto"], batch_size),
         "onnx": process_method(models["onnx"], batch_size),
         "int8": process_method(models["int8"], batch_size),
     }
@@ -312,11 +316,11 @@ def agreement(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
         questions, contexts = [q for q, _ in pairs], [c for _, c in pairs]
         results = {
             name: models[name].process(questions, contexts, return_sentence_probabilities=True)
-            for name in ("torch", "bf16", "onnx", "int8")
+            for name in ("torch", "auto", "bf16", "onnx", "int8")
         }
         threshold = models["torch"].config.default_threshold
         reference = results["torch"]
-        for name in ("bf16", "onnx", "int8"):
+        for name in ("auto", "bf16", "onnx", "int8"):
             scores = [[r["reranking_score"] for r in results[key]] for key in ("torch", name)]
             probabilities = [
                 np.concatenate([r["sentence_probabilities"] for r in results[key]])
@@ -354,7 +358,7 @@ def run_lengths(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
         context = long_context(model.tokenizer, tokens)
         count = len(model.tokenizer(context, add_special_tokens=False, verbose=False)["input_ids"])
         row: dict[str, Any] = {"tokens": count}
-        for name in ("torch", "int8"):
+        for name in LENGTH_METHODS:
             run = functools.partial(
                 models[name].process, question, context, batch_size=LENGTH_BATCH
             )
@@ -382,8 +386,8 @@ def run_memory(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
 
 HEADER = (
     f"{'summaries':>9} {'batch':>5} {'tokens CE/ours':>15} {'pairs/s: CE':>11} {'predict':>8} "
-    f"{'process':>8} {'bf16':>6} {'onnx':>6} {'int8':>6} {'process/CE':>10} {'per token':>9} "
-    f"{'bf16, int8 vs process':>21} {'padding CE/process':>18}"
+    f"{'process':>8} {'auto':>6} {'bf16':>6} {'onnx':>6} {'int8':>6} {'process/CE':>10} "
+    f"{'per token':>9} {'auto, bf16, int8 vs process':>27} {'padding CE/process':>18}"
 )
 
 
@@ -391,8 +395,8 @@ def format_row(row: dict) -> str:
     s, n = row["seconds"], row["pairs"]
     per_token = (s["process"] / row["tokens_ours"]) / (s["CrossEncoder"] / row["tokens_ce"])
     bf16 = f"{n / s['bf16']:.1f}" if "bf16" in s else "-"
-    speedup = (f"{s['process'] / s['bf16']:.2f}x" if "bf16" in s else "-") + (
-        f", {s['process'] / s['int8']:.2f}x"
+    speedup = ", ".join(
+        f"{s['process'] / s[name]:.2f}x" if name in s else "-" for name in ("auto", "bf16", "int8")
     )
     read = row["padded_real_tokens"]
     padding = "/".join(
@@ -402,9 +406,9 @@ def format_row(row: dict) -> str:
     return (
         f"{row['summaries']:>9} {row['batch']:>5} {row['tokens_ce']:>7}/{row['tokens_ours']:<7} "
         f"{n / s['CrossEncoder']:>11.1f} {n / s['predict']:>8.1f} {n / s['process']:>8.1f} "
-        f"{bf16:>6} {n / s['onnx']:>6.1f} {n / s['int8']:>6.1f} "
+        f"{n / s['auto']:>6.1f} {bf16:>6} {n / s['onnx']:>6.1f} {n / s['int8']:>6.1f} "
         f"{s['process'] / s['CrossEncoder']:>9.2f}x {per_token:>8.2f}x "
-        f"{speedup:>21} {padding:>18}"
+        f"{speedup:>27} {padding:>18}"
     )
 
 
@@ -439,13 +443,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def load_models(args: argparse.Namespace, directory: Path, *, export: bool) -> dict[str, Any]:
     from sentence_transformers import CrossEncoder
 
-    model = PruningEncoder(args.model, device="cpu")
+    model = PruningEncoder(args.model, device="cpu", dtype="float32")
     if export:
         model.export_ranking_model(directory / "ranking_model")
         model.export_onnx(directory / "onnx")
     return {
         "CrossEncoder": CrossEncoder(str(directory / "ranking_model"), device="cpu"),
         "torch": model,
+        "auto": PruningEncoder(args.model, device="cpu"),
         "onnx": PruningEncoder(directory / "onnx", backend="onnx", file_name=FP32_FILE),
         "int8": PruningEncoder(directory / "onnx", backend="onnx", file_name=INT8_FILE),
         "bf16": PruningEncoder(args.model, device="cpu", dtype="bfloat16"),
@@ -483,13 +488,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['same_keep']:>9.1%} {row['same_keep_outside_margin']:>9.1%} of "
                 f"{row['sentences_outside_margin']:<4} {row['same_spans']:>5}/{row['pairs']:<5}"
             )
-        print(f"\n{'context tokens':>14} {'torch s':>8} {'ms/1k':>6} {'int8 s':>7} {'ms/1k':>6}")
+        print(
+            f"\n{'context tokens':>14}"
+            + "".join(f"{n + ' s':>8} {'ms/1k':>6}" for n in LENGTH_METHODS)
+        )
         lengths = run_lengths(args, models)
         for row in lengths:
-            t, q = row["torch"], row["int8"]
+            cells = (row[name] for name in LENGTH_METHODS)
             print(
-                f"{row['tokens']:>14} {t['seconds']:>8.2f} {t['ms_per_1k_tokens']:>6.0f} "
-                f"{q['seconds']:>7.2f} {q['ms_per_1k_tokens']:>6.0f}"
+                f"{row['tokens']:>14}"
+                + "".join(f"{c['seconds']:>8.2f} {c['ms_per_1k_tokens']:>6.0f}" for c in cells)
             )
         measured = measure_memory(args, directory)
     print(f"\n{'summaries':>9} {'batch':>5} {'peak MB CE/process/int8':>24}")

@@ -6,7 +6,7 @@ import os
 import string
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
+import pruning_encoder.precision
 from pruning_encoder import PruningEncoder
 
 WORDS = [
@@ -72,6 +73,17 @@ def make_backbone_dir(directory: Path, *, seed: int = 0) -> Path:
 
     BertModel(config).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def float32_by_default() -> Iterator[None]:
+    """In-process models load as on a CPU without native bf16: ``dtype="auto"`` (the default)
+    then means float32, so that a test's numbers are the same on every CPU kind. The precision
+    rules themselves are tested in test_dtype.py, which sets the probe either way; subprocesses
+    (the CLI, the service) run the real probe."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pruning_encoder.precision, "native_bf16", lambda device: False)
+        yield
 
 
 @pytest.fixture(scope="session")

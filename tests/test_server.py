@@ -23,6 +23,7 @@ import torch
 import uvicorn
 
 from pruning_encoder import PruningEncoder
+from pruning_encoder.precision import native_bf16
 from pruning_encoder.server import create_app
 
 CONTEXTS = [
@@ -118,12 +119,13 @@ def test_prune_matches_process(served: tuple[str, PruningEncoder]) -> None:
 
 
 def test_health_info_and_openapi(served: tuple[str, PruningEncoder]) -> None:
-    base, _ = served
+    base, model = served
     assert call(base, "/health") == (200, {"status": "ok"})
     status, info = call(base, "/info")
     assert status == 200
     assert info["model_id"] == "tiny"
     assert info["backend"] == "torch"
+    assert info["precision"] == model.precision
     assert info["max_client_batch_size"] == 8
     status, schema = call(base, "/openapi.json")
     assert status == 200
@@ -204,6 +206,8 @@ def test_serve_command_applies_its_limits_and_stops_on_ctrl_c(
                 time.sleep(0.2)
         status, info = call(base, "/info")
         assert (status, info["model_id"], info["max_client_batch_size"]) == (200, str(model_dir), 2)
+        # The service runs at the CPU's best precision without any flag.
+        assert info["precision"] == ("bfloat16" if native_bf16("cpu") else "float32")
         status, ranks = call(base, "/rerank", {"query": "q", "texts": ["Cats purr.", "Paris."]})
         assert status == 200
         assert sorted(rank["index"] for rank in ranks) == [0, 1]
