@@ -83,6 +83,8 @@ def write_checkpoint(family: str, directory: Path) -> Path:
         # token_classifier [2, H].
         tokenizer = make_tokenizer("xlm-roberta")
         backbone = make_config("xlm-roberta", tokenizer)
+        # Its 512-token windows need the 514 positions of bge-m3 (numbered from padding_idx + 1).
+        backbone.max_position_embeddings = 514
         encoder = XLMRobertaModel(backbone, add_pooling_layer=True)
         weights = {f"roberta.{k}": v for k, v in encoder.state_dict().items()}
         heads = {"classifier": 1, "token_classifier": 2}
