@@ -30,7 +30,7 @@ from .windows import (
     pack_windows,
     question_limit,
     token_batches,
-    token_sentences,
+    tokenize_contexts,
     window_length,
 )
 
@@ -309,11 +309,11 @@ class ContextPruningMixin:
         questions = tokenizer(
             [doc.question for doc in chunk], add_special_tokens=False, verbose=False
         )["input_ids"]
-        contexts = tokenizer(
+        contexts = tokenize_contexts(
+            tokenizer,
             [doc.text for doc in chunk],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            verbose=False,
+            [doc.spans for doc in chunk],
+            per_sentence=self.config.context_tokenization == "per_sentence",
         )
         titles = tokenizer(
             [doc.title or "" for doc in chunk], add_special_tokens=False, verbose=False
@@ -332,9 +332,8 @@ class ContextPruningMixin:
             if not doc.spans:  # nothing to keep: score the empty document
                 windows.append(Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
                 continue
-            owner, inside = token_sentences(contexts["offset_mapping"][d], doc.spans)
+            ids, owner, inside = contexts[d]
             counted = np.where(inside, owner + sentence_base[d], -1)
-            ids = contexts["input_ids"][d]
             for a, b in pack_windows(owner, len(doc.spans), budget):
                 windows.append(Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
         window_logits: np.ndarray | None = None

@@ -46,6 +46,7 @@ class Checkpoint:
     path: str
     config: dict[str, Any]
     hub_kwargs: dict[str, Any] = field(default_factory=dict)
+    _tokenizer: PreTrainedTokenizerBase | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str, **hub_kwargs: Any) -> Checkpoint | None:
@@ -119,12 +120,15 @@ class Checkpoint:
         return str(license_) if license_ else None
 
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The checkpoint's own tokenizer (fast, for offsets), with its code never run.
+        """The checkpoint's own tokenizer (fast, for offsets), with its code never run; loaded
+        once.
 
         The class comes from ``tokenizer_config.json``'s ``tokenizer_class`` (a transformers
         class), else a bare ``tokenizer.json`` is read: ``AutoTokenizer`` would consult
         ``config.json``, whose ``auto_map`` points at the checkpoint's code.
         """
+        if self._tokenizer is not None:
+            return self._tokenizer
         settings_file = self._file("tokenizer_config.json")
         name = None
         if settings_file is not None:
@@ -143,6 +147,7 @@ class Checkpoint:
                 f"{self.path} has no fast tokenizer (tokenizer.json): PruningEncoder needs "
                 "offset mappings."
             )
+        self._tokenizer = tokenizer
         return tokenizer
 
 
