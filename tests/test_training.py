@@ -193,6 +193,15 @@ def test_trainer_reads_jsonl_and_reports_bad_lines(
             {"query": "q", "texts": ["abc"], "labels": [1], "relevant_spans": [[]], "x": 1},
             "unknown field",
         ),
+        (
+            {
+                "query": "q",
+                "texts": ["ok", "a\udbc0"],
+                "labels": [1, 0],
+                "relevant_spans": [[], []],
+            },
+            r"texts\[1\] holds a lone surrogate \(U\+DBC0\)",
+        ),
     ],
 )
 def test_malformed_training_data_names_file_and_line(
