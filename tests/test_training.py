@@ -286,6 +286,21 @@ def test_numbers_yaml_reads_as_strings_are_coerced_to_their_field_types(
     assert "error: " in (err := capsys.readouterr().err) and "training.learning_rate" in err
 
 
+def test_settings_the_model_or_trainer_refuse_are_config_errors(
+    tmp_path: Path, tiny_backbone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, tiny_backbone)))
+    assert main(["train", str(path), "--set", "training.save_strategy=sometimes"]) == 2
+    assert "error: training: sometimes is not a valid SaveStrategy" in capsys.readouterr().err
+    # The tiny backbone has 128 positions: a longer window is refused before training starts.
+    assert main(["train", str(path), "--set", "model.max_seq_length=4096"]) == 2
+    assert "max_seq_length=4096 is longer than the backbone's position table" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_config(
     tmp_path: Path, tiny_backbone: Path
 ) -> None:

@@ -91,7 +91,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def training_arguments(self) -> PruningEncoderTrainingArguments:
-        return PruningEncoderTrainingArguments(**self.training)
+        """The ``training`` section as arguments; ``TrainingArguments``' own checks (an unknown
+        strategy, options that exclude each other) raise a ConfigError."""
+        try:
+            return PruningEncoderTrainingArguments(**self.training)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"training: {' '.join(str(error).split())}") from None
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
