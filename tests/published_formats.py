@@ -21,6 +21,7 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     DebertaV2Model,
+    PreTrainedConfig,
     XLMRobertaModel,
 )
 
@@ -49,6 +50,31 @@ def _linear(out_features: int, generator: torch.Generator) -> dict[str, torch.Te
 def _save(directory: Path, config: dict[str, Any], weights: dict[str, torch.Tensor]) -> None:
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     save_file({k: v.contiguous() for k, v in weights.items()}, directory / "model.safetensors")
+
+
+OPEN_PROVENCE_CODE = "modeling_open_provence_standalone"
+
+
+def open_provence_config(backbone: PreTrainedConfig, name: str) -> dict[str, Any]:
+    """The ``config.json`` of an OpenProvence-format checkpoint on ``backbone``."""
+    code = OPEN_PROVENCE_CODE
+    return {
+        "model_type": "open_provence",
+        "architectures": ["OpenProvenceForSequenceClassification"],
+        "auto_map": {
+            "AutoConfig": f"{code}.OpenProvenceConfig",
+            "AutoModel": f"{code}.OpenProvenceForSequenceClassification",
+        },
+        "mode": "reranking_pruning",
+        "base_model_name_or_path": name,
+        "base_model_config": backbone.to_dict(),
+        "encoder_architecture": backbone.model_type,
+        "max_length": 128,
+        "default_threadshold": 0.3,
+        "default_threshold": None,
+        "num_labels": 1,
+        "pruning_config": {"hidden_size": HIDDEN},
+    }
 
 
 def write_checkpoint(family: str, directory: Path) -> Path:
@@ -83,6 +109,8 @@ def write_checkpoint(family: str, directory: Path) -> Path:
         # token_classifier [2, H].
         tokenizer = make_tokenizer("xlm-roberta")
         backbone = make_config("xlm-roberta", tokenizer)
+        # Its 512-token windows need the 514 positions of bge-m3 (numbered from padding_idx + 1).
+        backbone.max_position_embeddings = 514
         encoder = XLMRobertaModel(backbone, add_pooling_layer=True)
         weights = {f"roberta.{k}": v for k, v in encoder.state_dict().items()}
         heads = {"classifier": 1, "token_classifier": 2}
@@ -103,25 +131,8 @@ def write_checkpoint(family: str, directory: Path) -> Path:
         ranking = AutoModelForSequenceClassification.from_config(backbone)
         weights = {f"ranking_model.{k}": v for k, v in ranking.state_dict().items()}
         heads = {"pruning_head.classifier": 2}
-        code = "modeling_open_provence_standalone"
-        config = {
-            "model_type": "open_provence",
-            "architectures": ["OpenProvenceForSequenceClassification"],
-            "auto_map": {
-                "AutoConfig": f"{code}.OpenProvenceConfig",
-                "AutoModel": f"{code}.OpenProvenceForSequenceClassification",
-            },
-            "mode": "reranking_pruning",
-            "base_model_name_or_path": f"tiny-{kind}",
-            "base_model_config": backbone.to_dict(),
-            "encoder_architecture": backbone.model_type,
-            "max_length": 128,
-            "default_threadshold": 0.3,
-            "default_threshold": None,
-            "num_labels": 1,
-            "pruning_config": {"hidden_size": HIDDEN},
-        }
-        _trap(directory, code)
+        config = open_provence_config(backbone, f"tiny-{kind}")
+        _trap(directory, OPEN_PROVENCE_CODE)
     for name, size in heads.items():
         for key, value in _linear(size, generator).items():
             weights[f"{name}.{key}"] = value

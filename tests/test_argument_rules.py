@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,106 @@ def test_the_service_names_its_model_and_refuses_a_boolean_threshold(
         assert "threshold must be a number" in response.text
         body["threshold"] = 0.5
         assert client.post("/rerank", json=body).status_code == 200
+
+
+# --- Text at the edges: a lone surrogate is refused by name on every surface ---------------------
+
+LONE = "\udbc0"  # a high surrogate without its pair: text cut by UTF-16 length, or from a PDF
+
+
+@pytest.mark.parametrize(
+    ("question", "context", "options", "name"),
+    [
+        (
+            "q",
+            f"Paris{LONE} is big.",
+            {},
+            r"context holds a lone surrogate \(U\+DBC0\) at character 5:",
+        ),
+        (f"q{LONE}", "Paris is big.", {}, "question holds"),
+        ("q", ["Paris.", f"Cats{LONE}."], {}, r"context\[1\] holds"),
+        (["q", "q"], ["Paris.", f"Cats{LONE}."], {}, r"context\[1\] holds"),
+        (["q", f"q{LONE}"], ["a", "b"], {}, r"question\[1\] holds"),
+        (["q", "q"], [["a"], ["b", f"c{LONE}"]], {}, r"context\[1\]\[1\] holds"),
+        ("q", [["Paris.", f"Cats{LONE}."]], {"presplit": True}, r"context\[0\]\[1\] holds"),
+        ("q", "Paris.", {"title": f"T{LONE}"}, "title holds"),
+    ],
+)
+def test_process_refuses_a_lone_surrogate_naming_the_field(
+    tiny_model: PruningEncoder, question: object, context: object, options: dict, name: str
+) -> None:
+    with pytest.raises(ValueError, match=name):
+        tiny_model.process(question, context, **options)  # type: ignore[arg-type]
+
+
+def test_rank_and_predict_refuse_a_lone_surrogate_naming_the_field(
+    tiny_model: PruningEncoder,
+) -> None:
+    with pytest.raises(ValueError, match=r"documents\[1\] holds a lone surrogate"):
+        tiny_model.rank("q", ["Paris.", f"Cats{LONE}."])
+    with pytest.raises(ValueError, match="query holds a lone surrogate"):
+        tiny_model.rank(f"q{LONE}", DOCS)
+    with pytest.raises(ValueError, match=r"inputs\[0\]\[1\] holds a lone surrogate"):
+        tiny_model.predict([("q", f"Cats{LONE}.")])
+    # A surrogate pair decoded from JSON is one code point, valid text.
+    assert len(tiny_model.rank("q", [json.loads('"\\ud83d\\ude00 Paris."')])) == 1
+
+
+def test_the_cli_refuses_a_lone_surrogate_with_an_error_line(
+    tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    PruningEncoder(tiny_backbone, device="cpu").save_pretrained(model)
+    context = tmp_path / "context.txt"
+    context.write_text("Paris is big.")
+    # Bytes that are not UTF-8 in an argument reach Python as surrogates (surrogateescape).
+    argv = ["prune", "--model", str(model), "--question", f"q{LONE}", str(context)]
+    assert main(argv) == 1
+    assert "error: cannot prune: question holds a lone surrogate" in capsys.readouterr().err
+    assert main(["rank", "--model", str(model), "--query", f"q{LONE}", str(context)]) == 1
+    assert "error: cannot rank: query holds a lone surrogate" in capsys.readouterr().err
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        '{"question": "q", "context": "Paris is big."}\n'
+        '{"question": "q", "context": "Cats\\udbc0 purr."}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    assert main(["prune", "--model", str(model), "--input", str(pairs), "--output", str(out)]) == 1
+    assert f"{pairs}:2: field 'context' holds a lone surrogate" in capsys.readouterr().err
+    assert [json.loads(line)["context"] for line in out.read_text().splitlines()] == [
+        "Paris is big."
+    ]
+
+
+def test_the_service_answers_422_naming_the_field_with_a_lone_surrogate(
+    tiny_model: PruningEncoder,
+) -> None:
+    headers = {"content-type": "application/json"}
+    with TestClient(create_app(tiny_model)) as client:
+        for route, body, field in [
+            ("/rerank", '{"query": "q", "texts": ["Paris.", "Cats\\udbc0."]}', "texts.1"),
+            ("/rerank", '{"query": "q\\udbc0", "texts": ["Paris."]}', "query"),
+            ("/prune", '{"question": "q", "contexts": ["\\udbc0"]}', "contexts.0"),
+            ("/prune", '{"question": "\\ud83d", "contexts": ["Paris."]}', "question"),
+        ]:
+            response = client.post(route, content=body.encode(), headers=headers)
+            assert response.status_code == 422, response.text
+            error = response.json()
+            assert error["error_type"] == "Validation"
+            assert error["error"].startswith(f"{field}: ")
+            assert "lone surrogate" in error["error"]
+        body = '{"query": "q", "texts": ["\\ud83d\\ude00 Paris."], "prune": true}'
+        assert client.post("/rerank", content=body.encode(), headers=headers).status_code == 200
+
+
+def test_rank_reads_one_document_per_newline_terminated_line(
+    tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    PruningEncoder(tiny_backbone, device="cpu").save_pretrained(tmp_path / "model")
+    documents = tmp_path / "docs.txt"
+    lines = ["Cats\x0cpurr.", "Paris\u2028is big.", "Dogs\x85bark\rloudly.", "Rain\x1cfalls."]
+    documents.write_bytes("\r\n".join(lines[:2]).encode() + b"\n" + "\n".join(lines[2:]).encode())
+    argv = ["rank", "--model", str(tmp_path / "model"), "--query", "q", "--json", str(documents)]
+    assert main(argv) == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert sorted(entry["text"] for entry in ranking) == sorted(lines)

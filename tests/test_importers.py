@@ -73,6 +73,10 @@ def test_the_format_is_recognised_with_its_settings(
     assert config.default_threshold == pytest.approx(threshold)
     assert config.max_seq_length == window
     assert config.zero_score_when_empty == (activation == "sigmoid")
+    # OpenProvence's own process() tokenizes sentence by sentence; on its byte-level BPE
+    # tokenizer that differs from one call (tests/test_open_provence_reference.py).
+    per_sentence = family == "open_provence"
+    assert config.context_tokenization == ("per_sentence" if per_sentence else "whole")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -135,9 +139,14 @@ def _reference_sentences(
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_process_applies_the_reference_decision_rule(
-    family: str, checkpoints: dict[str, Path], imported: dict[str, PruningEncoder]
+    family: str,
+    checkpoints: dict[str, Path],
+    imported: dict[str, PruningEncoder],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = imported[family]
+    # The reference below reads the context in one piece, which every import can still do.
+    monkeypatch.setattr(model.config, "context_tokenization", "whole")
     score, probabilities = _reference_sentences(family, checkpoints[family], model)
     # A threshold between the sentences' probabilities, so that some are kept and some not.
     threshold = float(np.sort(probabilities)[1:3].mean())
@@ -259,6 +268,51 @@ def test_a_missing_weight_is_named(
     save_file(kept, directory / "model.safetensors")
     with pytest.raises(ImportFormatError, match=named):
         PruningEncoder(directory, device="cpu")
+
+
+def test_a_truncated_checkpoint_is_an_os_error_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = write_checkpoint("open_provence", tmp_path / "cut")
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(OSError, match=f"Could not read the weights {weights}: .*incomplete"):
+        PruningEncoder(directory, device="cpu")
+    assert main(["convert", str(directory), str(tmp_path / "out")]) == 2
+    assert f"error: cannot convert {directory}: Could not read the weights" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("family", "name"),
+    [("open_provence", "pruning_head.classifier.weight"), ("provence", "token_classifier.bias")],
+)
+def test_weights_stored_as_integers_are_refused(
+    family: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = write_checkpoint(family, tmp_path / family)
+    weights = load_file(directory / "model.safetensors")
+    weights[name] = (weights[name] * 100).round().to(torch.int32)
+    save_file(weights, directory / "model.safetensors")
+    with pytest.raises(ValueError, match=rf"stores the weights {name} as int32, not floating"):
+        PruningEncoder(directory, device="cpu")
+    assert main(["convert", str(directory), str(tmp_path / "out")]) == 2
+    assert "not floating point" in capsys.readouterr().err
+
+
+def test_a_window_longer_than_the_position_table_is_refused_at_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Zilliz's layout (XLM-RoBERTa: 130 positions, numbered from padding_idx + 1 = 2).
+    directory = write_checkpoint("zilliz", tmp_path / "zilliz")
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "max_length": 256}))
+    with pytest.raises(ValueError, match=r"max_seq_length=256 .* holds 128 positions"):
+        PruningEncoder(directory, device="cpu")
+    assert main(["convert", str(directory), str(tmp_path / "out")]) == 2
+    assert "holds 128 positions" in capsys.readouterr().err
 
 
 def test_a_pickled_checkpoint_needs_an_opt_in(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+from tiny_backbones import make_backbone
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -27,6 +30,7 @@ from pruning_encoder import (
     PruningEncoderForTokenClassification,
     PruningEncoderModel,
 )
+from pruning_encoder.cli import main
 
 
 def tiny_config(mode: str = "reranking_pruning") -> PruningEncoderConfig:
@@ -185,11 +189,36 @@ def test_directory_without_weights(saved: Path) -> None:
         PruningEncoder.from_pretrained(saved)
 
 
-def test_corrupted_safetensors(saved: Path) -> None:
-    head = saved / "pruning_head" / "model.safetensors"
-    head.write_bytes(head.read_bytes()[:40])
-    with pytest.raises(OSError, match="Could not read the pruning head weights"):
+@pytest.mark.parametrize("folder", ["pruning_head", "ranking_model"])
+def test_a_truncated_weights_file_is_an_os_error_naming_it(
+    saved: Path, folder: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = saved / folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # an interrupted download
+    with pytest.raises(OSError, match=f"Could not read the weights {re.escape(str(weights))}"):
         PruningEncoder.from_pretrained(saved)
+    (documents := saved.parent / "documents.txt").write_text("Paris is big.\n")
+    assert main(["rank", "--model", str(saved), "--query", "q", str(documents)]) == 2
+    assert f"error: cannot load a model from {saved}: Could not read" in capsys.readouterr().err
+
+
+def test_pruning_head_weights_stored_as_integers_are_refused(saved: Path) -> None:
+    head = saved / "pruning_head" / "model.safetensors"
+    weights = load_file(head)
+    save_file({**weights, "classifier.weight": weights["classifier.weight"].long()}, head)
+    with pytest.raises(ValueError, match=r"stores the weights classifier\.weight as int64"):
+        PruningEncoder.from_pretrained(saved)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_a_window_longer_than_the_position_table_is_refused_naming_both(
+    kind: str, tmp_path: Path
+) -> None:
+    backbone = make_backbone(kind, tmp_path / kind)
+    # The tiny backbones have 128 positions (RoBERTa: 130, numbered from padding_idx + 1).
+    with pytest.raises(ValueError, match=r"max_seq_length=129 .* holds 128 positions"):
+        PruningEncoder(backbone, device="cpu", max_length=129)
+    assert PruningEncoder(backbone, device="cpu", max_length=128).max_length == 128
 
 
 def test_config_of_another_model_type(tiny_backbone: Path) -> None:

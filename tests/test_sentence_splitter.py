@@ -218,6 +218,24 @@ def test_ellipsis() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("他问：为什么？……没有人回答。", ["他问：为什么？……", "没有人回答。"]),
+        ("他问：为什么？⋯⋯没有人回答。", ["他问：为什么？⋯⋯", "没有人回答。"]),
+        ("彼は尋ねた：なぜ？……誰も答えなかった。", ["彼は尋ねた：なぜ？……", "誰も答えなかった。"]),
+        ("なぜ？...誰も。", ["なぜ？...", "誰も。"]),
+        ("He asked: why？……Nobody answered.", ["He asked: why？……", "Nobody answered."]),
+        ("Why？…… Nobody.", ["Why？……", "Nobody."]),
+        ("Why?…Nobody.", ["Why?…", "Nobody."]),
+        ("He asked: why?... Nobody answered.", ["He asked: why?...", "Nobody answered."]),
+        ("为什么？……", ["为什么？……"]),
+    ],
+)
+def test_an_ellipsis_stays_with_the_sentence_it_ends(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
         ("He said 'Go!' Then he ran.", ["He said 'Go!'", "Then he ran."]),
         ("He said “Why?” Nobody knew.", ["He said “Why?”", "Nobody knew."]),

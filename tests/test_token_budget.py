@@ -88,6 +88,31 @@ def test_a_title_is_paid_for_by_the_sentence_that_brings_it() -> None:
     assert kept(smaller) == [[0, 2]] and smaller[0].kept_tokens == 7
 
 
+@pytest.mark.parametrize("budget", [0, 1, 2])
+def test_a_sentence_of_no_tokens_costs_one(budget: int) -> None:
+    # A sentence of zero-width characters tokenizes to nothing: it never rides along for free.
+    selections = select_sentences(
+        [np.array([0.9, 0.8])],
+        threshold=0.0,
+        titles=[False],
+        max_tokens=budget,
+        count_tokens=fixed_counts([[0, 1]]),
+    )
+    assert kept(selections) == [[[]], [[0]], [[0, 1]]][budget]
+    assert selections[0].kept_tokens == budget
+
+
+def test_process_budget_of_zero_keeps_nothing(tiny_model: PruningEncoder) -> None:
+    context = "\u200b\u200b\u200b"
+    assert tokens_of(tiny_model, context) == 0
+    result = tiny_model.process(QUESTION, context, threshold=0.0, max_tokens=0)
+    assert result["pruned_context"] == "" and result["kept_tokens"] == 0
+    mixed = tiny_model.process(
+        QUESTION, "The Eiffel Tower is in Paris.\n\n" + context, threshold=0.0, max_tokens=0
+    )
+    assert mixed["pruned_context"] == "" and mixed["kept_spans"] == []
+
+
 def test_without_a_budget_nothing_is_counted() -> None:
     selections = select_sentences([np.array([0.9, 0.1])], threshold=0.5, titles=[False])
     assert kept(selections) == [[0]] and selections[0].kept_tokens is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 import yaml
 
 from pruning_encoder import PruningEncoder
+from pruning_encoder.cli import main
 from pruning_encoder.data_collator import PruningDataCollator, pair_features
 from pruning_encoder.dataset import DataError, Record, read_records
 from pruning_encoder.losses import PruningLoss
@@ -191,6 +193,15 @@ def test_trainer_reads_jsonl_and_reports_bad_lines(
             {"query": "q", "texts": ["abc"], "labels": [1], "relevant_spans": [[]], "x": 1},
             "unknown field",
         ),
+        (
+            {
+                "query": "q",
+                "texts": ["ok", "a\udbc0"],
+                "labels": [1, 0],
+                "relevant_spans": [[], []],
+            },
+            r"texts\[1\] holds a lone surrogate \(U\+DBC0\)",
+        ),
     ],
 )
 def test_malformed_training_data_names_file_and_line(
@@ -245,6 +256,49 @@ def test_command_line_overrides_apply(tmp_path: Path, tiny_backbone: Path) -> No
     assert config.loss.ranking_weight == 0.05
     with pytest.raises(ConfigError, match=r"section\.key=value"):
         load_train_config(path, ["max_steps"])
+
+
+def test_numbers_yaml_reads_as_strings_are_coerced_to_their_field_types(
+    tmp_path: Path, tiny_backbone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = config_dict(tmp_path, tiny_backbone)
+    raw["training"]["learning_rate"] = "1e-4"  # type: ignore[index]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw).replace("'1e-4'", "1e-4"))  # as a user writes it
+    assert yaml.safe_load(path.read_text())["training"]["learning_rate"] == "1e-4"
+    config = load_train_config(path, ["training.max_steps=1e1", "loss.pruning_weight=5e-1"])
+    assert config.training["learning_rate"] == 1e-4
+    assert config.training["max_steps"] == 10
+    assert config.loss.pruning_weight == 0.5
+    assert config.training_arguments().learning_rate == 1e-4
+    config = load_train_config(path, ["training.learning_rate=2e-5", "model.pruning_dropout=1e-1"])
+    assert config.training["learning_rate"] == 2e-5 and config.model.pruning_dropout == 0.1
+    for override, message in [
+        ("training.learning_rate=fast", "training.learning_rate must be a number, got 'fast'"),
+        ("training.max_steps=2.5", "training.max_steps must be an integer, got 2.5"),
+        ("training.seed=true", "training.seed must be an integer, got True"),
+        ("model.lora.r=big", "model.lora.r must be an integer, got 'big'"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_train_config(path, [override])
+    argv = ["train", str(path), "--set", "training.learning_rate=fast"]
+    assert main(argv) == 2
+    assert "error: " in (err := capsys.readouterr().err) and "training.learning_rate" in err
+
+
+def test_settings_the_model_or_trainer_refuse_are_config_errors(
+    tmp_path: Path, tiny_backbone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, tiny_backbone)))
+    assert main(["train", str(path), "--set", "training.save_strategy=sometimes"]) == 2
+    assert "error: training: sometimes is not a valid SaveStrategy" in capsys.readouterr().err
+    # The tiny backbone has 128 positions: a longer window is refused before training starts.
+    assert main(["train", str(path), "--set", "model.max_seq_length=4096"]) == 2
+    assert "max_seq_length=4096 is longer than the backbone's position table" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_config(

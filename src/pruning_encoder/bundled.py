@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
+
+from .modeling_pruning_encoder import read_weights
 
 MODELS_DIR = Path(__file__).with_name("models")
 DEFAULT_MODEL = "minilm-l6-wiki"
@@ -77,7 +78,7 @@ def apply_bundle_weights(model: nn.Module, directory: Path) -> nn.Module:
     weights_file = directory / WEIGHTS_FILE
     if weights_file.is_file():
         state = model.state_dict()
-        weights = load_file(weights_file)
+        weights = read_weights(weights_file)
         wrong = sorted(k for k, v in weights.items() if k not in state or v.shape != state[k].shape)
         if wrong:
             raise ValueError(f"{weights_file} does not fit the model: {', '.join(wrong[:5])}.")

@@ -13,6 +13,7 @@ from transformers import AutoConfig, PreTrainedConfig
 MODES = ("reranking_pruning", "pruning_only")
 RANKING_ACTIVATIONS = ("sigmoid", "identity")
 PRUNING_HEAD_INPUTS = ("last_hidden_state", "last_layer")
+CONTEXT_TOKENIZATIONS = ("whole", "per_sentence")
 
 
 class PruningEncoderConfig(PreTrainedConfig):
@@ -37,6 +38,13 @@ class PruningEncoderConfig(PreTrainedConfig):
             any final norm: OpenProvence trains its head so, which differs on ModernBERT).
         zero_score_when_empty: ``process()`` reports a score of 0 for a document of which no
             sentence is kept (OpenProvence's default).
+        context_tokenization: How ``process()`` tokenizes a context: ``"whole"`` (in one call,
+            as training does) or ``"per_sentence"`` (each sentence with its trailing whitespace
+            on its own, the ids concatenated: OpenProvence's ``process()`` does so, and on a
+            byte-level BPE tokenizer the space before a sentence then becomes a token of its
+            own, ``'.', 'Ġ', 'It'`` instead of ``'.', 'ĠIt'``). The OpenProvence importer sets
+            ``"per_sentence"`` for byte-level BPE tokenizers, so that imported models prune as
+            their own code does.
         imported_from: For a published checkpoint imported by ``pruning_encoder.importers``: its
             ``family``, ``source`` (folder or Hub id) and ``license`` as published (None where
             it states none); the model card reports them.
@@ -61,6 +69,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         ranking_activation: str = "sigmoid",
         pruning_head_input: str = "last_hidden_state",
         zero_score_when_empty: bool = False,
+        context_tokenization: str = "whole",
         imported_from: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -78,6 +87,11 @@ class PruningEncoderConfig(PreTrainedConfig):
                 f"Unknown pruning_head_input {pruning_head_input!r}: expected one of "
                 f"{', '.join(PRUNING_HEAD_INPUTS)}."
             )
+        if context_tokenization not in CONTEXT_TOKENIZATIONS:
+            raise ValueError(
+                f"Unknown context_tokenization {context_tokenization!r}: expected one of "
+                f"{', '.join(CONTEXT_TOKENIZATIONS)}."
+            )
         max_seq_length = kwargs.pop("max_length", max_seq_length)
         if max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8 tokens, got {max_seq_length}.")
@@ -92,6 +106,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         self.ranking_activation = ranking_activation
         self.pruning_head_input = pruning_head_input
         self.zero_score_when_empty = zero_score_when_empty
+        self.context_tokenization = context_tokenization
         self.imported_from = imported_from
         super().__init__(**kwargs)
 

@@ -10,6 +10,7 @@ library, numpy, torch and transformers.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +30,16 @@ from .windows import (
     pack_windows,
     question_limit,
     token_batches,
-    token_sentences,
+    tokenize_contexts,
     window_length,
 )
 
 Result = dict[str, Any]
 # How many batches' worth of documents score_documents sorts by length together.
 LOOKAHEAD_BATCHES = 16
+# A str can hold surrogate code points (a JSON "\ud83d" escape cut from its pair, text cut by
+# UTF-16 length, bytes decoded with "surrogateescape"); no tokenizer or UTF-8 writer accepts them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -149,9 +153,9 @@ class ContextPruningMixin:
 
         Raises:
             ValueError: On a threshold outside [0, 1], a non-positive ``top_k``, a negative
-                ``max_tokens``, inputs of the wrong shape, or a question too long for the
-                window. TypeError: On a ``threshold``, ``top_k`` or ``max_tokens`` of the
-                wrong type.
+                ``max_tokens``, inputs of the wrong shape, a question too long for the
+                window, or a text holding a lone surrogate (named, see :func:`check_text`).
+                TypeError: On a ``threshold``, ``top_k`` or ``max_tokens`` of the wrong type.
 
         Example:
             >>> result = model.process("Where is the Eiffel Tower?", "It is in Paris. Cats purr.")
@@ -173,6 +177,7 @@ class ContextPruningMixin:
 
         groups, shape = _normalise(question, context, presplit)
         titles = _normalise_titles(title, groups, shape)
+        _check_texts(groups, shape, presplit, titles)
         documents = []
         for (group_question, items), group_titles in zip(groups, titles, strict=True):
             for item, doc_title in zip(items, group_titles, strict=True):
@@ -304,11 +309,11 @@ class ContextPruningMixin:
         questions = tokenizer(
             [doc.question for doc in chunk], add_special_tokens=False, verbose=False
         )["input_ids"]
-        contexts = tokenizer(
+        contexts = tokenize_contexts(
+            tokenizer,
             [doc.text for doc in chunk],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            verbose=False,
+            [doc.spans for doc in chunk],
+            per_sentence=self.config.context_tokenization == "per_sentence",
         )
         titles = tokenizer(
             [doc.title or "" for doc in chunk], add_special_tokens=False, verbose=False
@@ -327,9 +332,8 @@ class ContextPruningMixin:
             if not doc.spans:  # nothing to keep: score the empty document
                 windows.append(Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
                 continue
-            owner, inside = token_sentences(contexts["offset_mapping"][d], doc.spans)
+            ids, owner, inside = contexts[d]
             counted = np.where(inside, owner + sentence_base[d], -1)
-            ids = contexts["input_ids"][d]
             for a, b in pack_windows(owner, len(doc.spans), budget):
                 windows.append(Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
         window_logits: np.ndarray | None = None
@@ -492,9 +496,48 @@ def _is_document(value: Any, presplit: bool) -> bool:
     return isinstance(value, str)
 
 
-def _check_text(value: Any, what: str) -> None:
+def check_text(value: Any, what: str) -> str:
+    """``value`` if it is a string of valid Unicode text; the rule of every surface (Python, CLI,
+    service) for a question, a context, a sentence, a title or a document.
+
+    Args:
+        value: The text.
+        what: Its name in messages, e.g. ``"context[2]"``.
+
+    Raises:
+        TypeError: Not a string.
+        ValueError: It holds a lone surrogate (e.g. ``"\\udbc0"``), which no tokenizer reads and
+            UTF-8 cannot encode; the message names ``what``, the code point and its position.
+    """
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a string, got {type(value).__name__}.")
+    if not value.isascii() and (found := _SURROGATE.search(value)):
+        raise ValueError(
+            f"{what} holds a lone surrogate (U+{ord(found.group()):04X}) at character "
+            f"{found.start()}: not valid Unicode text. Remove or replace it, e.g. with "
+            "text.encode('utf-8', 'replace').decode('utf-8')."
+        )
+    return value
+
+
+def _check_texts(
+    groups: list[tuple[str, list[Any]]], shape: str, presplit: bool, titles: Any
+) -> None:
+    """Every question, context (or sentence) and title string as :func:`check_text`, named by
+    its position in the caller's input."""
+    for i, (question, items) in enumerate(groups):
+        check_text(question, "question" if shape in ("single", "documents") else f"question[{i}]")
+        for j, item in enumerate(items):
+            name = {
+                "single": "context",
+                "documents": f"context[{j}]",
+                "aligned": f"context[{i}]",
+            }.get(shape, f"context[{i}][{j}]")
+            for k, text in enumerate(item if presplit else [item]):
+                check_text(text, f"{name}[{k}]" if presplit else name)
+            title = titles[i][j]
+            if title is not None:
+                check_text(title, "title")
 
 
 def _normalise(
@@ -515,7 +558,7 @@ def _normalise(
     if not isinstance(question, list | tuple):
         raise TypeError(f"question must be a string or a list of strings, got {type(question)}.")
     for i, q in enumerate(question):
-        _check_text(q, f"question[{i}]")
+        check_text(q, f"question[{i}]")
     if not isinstance(context, list | tuple) or len(context) != len(question):
         got = len(context) if isinstance(context, list | tuple) else type(context).__name__
         raise ValueError(

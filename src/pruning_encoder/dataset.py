@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .context_pruning import check_text
 from .sentence_splitter import Span
 
 FIELDS = ("query", "texts", "labels", "scores", "relevant_spans", "answers", "id")
@@ -126,6 +127,11 @@ def parse_record(row: Any, where: str) -> Record:
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{where}: texts[{i}] must be a non-empty string.")
+    try:  # the rule of process(), the CLI and the service: no lone surrogates
+        for i, text in enumerate([query, *texts]):
+            check_text(text, "query" if i == 0 else f"texts[{i - 1}]")
+    except ValueError as error:
+        raise DataError(f"{where}: {error}") from None
     if "labels" not in row and "scores" not in row:
         raise DataError(f"{where}: give 'labels' (relevance) or 'scores' (teacher), or both.")
     labels = _numbers(row, "labels", len(texts), where, low=0.0, high=1.0)

@@ -158,6 +158,56 @@ def _replace(source: Path, destination: Path) -> None:
     shutil.rmtree(retired)
 
 
+def read_weights(file: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on CPU.
+
+    Raises:
+        OSError: The file cannot be read or is not whole (an interrupted download); the message
+            names it.
+        ValueError: A weight is not floating point (see :func:`require_floating`).
+    """
+    try:
+        weights = load_file(file)
+    except (SafetensorError, OSError) as error:
+        raise OSError(f"Could not read the weights {file}: {error}") from error
+    require_floating(weights, str(file))
+    return weights
+
+
+def require_floating(weights: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights stored as integers or booleans: loading would cast them to float silently,
+    and the model's scores would change. Index buffers (``position_ids``, ``token_type_ids``) are
+    integers by nature and pass.
+
+    Raises:
+        ValueError: Naming ``source``, the weights and their dtype.
+    """
+    wrong = sorted(
+        name
+        for name, tensor in weights.items()
+        if not tensor.is_floating_point() and not name.endswith("_ids")
+    )
+    if wrong:
+        dtype = str(weights[wrong[0]].dtype).removeprefix("torch.")
+        raise ValueError(
+            f"{source} stores the weights {', '.join(wrong[:8])} as {dtype}, not floating point: "
+            "refused, since casting them to float would change the model's outputs."
+        )
+
+
+def position_limit(backbone: PreTrainedModel) -> int | None:
+    """The most tokens one input may take in ``backbone``: the size of its absolute position
+    table (less RoBERTa's padding offset), or None where positions are relative or rotary
+    (DeBERTa, ModernBERT), which have no table to run past."""
+    embeddings = getattr(backbone.base_model, "embeddings", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    if not isinstance(table, nn.Embedding):
+        return None
+    # RoBERTa-style embeddings number positions from padding_idx + 1.
+    offset = 0 if table.padding_idx is None else table.padding_idx + 1
+    return int(table.num_embeddings) - offset
+
+
 def tag_ranking_activation(backbone: PreTrainedModel, activation: str) -> None:
     """Make a saved ranking model report raw logits where its PruningEncoder does
     (``ranking_activation="identity"``): ``sentence_transformers.CrossEncoder`` reads
@@ -233,6 +283,14 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
                 )
             auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
             backbone = auto.from_config(config.encoder_config)
+        limit = position_limit(backbone)
+        if limit is not None and config.max_seq_length > limit:
+            raise ValueError(
+                f"max_seq_length={config.max_seq_length} is longer than the backbone's position "
+                f"table, which holds {limit} positions ({backbone.config.model_type}): a window "
+                f"of more than {limit} tokens would fail: give a window (max_length) of at most "
+                f"{limit} tokens."
+            )
         self.backbone = backbone
         self.pruning_head = PruningHead(config.hidden_size, config.pruning_dropout)
         nn.init.normal_(self.pruning_head.classifier.weight, std=0.02)
@@ -428,18 +486,18 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
                     f"{path} is not a complete PruningEncoder directory: missing {missing}."
                 )
         auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
-        backbone = auto.from_pretrained(path, *model_args, subfolder=backbone_dir, **kwargs)
+        try:
+            backbone = auto.from_pretrained(path, *model_args, subfolder=backbone_dir, **kwargs)
+        except SafetensorError as error:  # a truncated file: name it, as read_weights does
+            raise OSError(
+                f"Could not read the weights {Path(path, backbone_dir, WEIGHTS_NAME)}: {error}"
+            ) from error
         config.encoder_config = backbone.config
         model = cls(config, backbone=backbone)
         head_file = cached_file(path, WEIGHTS_NAME, subfolder=PRUNING_HEAD_DIR, **hub_kwargs)
         if head_file is None:
             raise OSError(f"{path} has no {PRUNING_HEAD_DIR}/{WEIGHTS_NAME}.")
-        try:
-            state = load_file(head_file)
-        except (SafetensorError, OSError) as error:
-            raise OSError(
-                f"Could not read the pruning head weights {head_file}: {error}"
-            ) from error
+        state = read_weights(head_file)
         try:
             model.pruning_head.load_state_dict(state)
         except RuntimeError as error:

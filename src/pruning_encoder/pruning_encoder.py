@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 from . import __version__
 from .bundled import apply_bundle_weights, bundle_dir, read_bundle, resolve_model_path
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
-from .context_pruning import Document, check_top_k
+from .context_pruning import Document, check_text, check_top_k
 from .importers import import_checkpoint, imported_family
 from .importers.checkpoint import Checkpoint
 from .model_card import write_export_card, write_model_card
@@ -249,6 +249,10 @@ class PruningEncoder(nn.Module):
         ``config.ranking_activation`` (a sigmoid probability, or the raw logit for naver's
         Provence-style models); several logits are returned raw.
 
+        Raises:
+            ValueError: An input is not a pair of strings, or a text holds a lone surrogate
+                (named as ``inputs[i][0]`` or ``inputs[i][1]``).
+
         Example:
             >>> model.predict([("Who wrote Hamlet?", "Shakespeare wrote it.")])  # doctest: +SKIP
             array([0.93], dtype=float32)
@@ -260,6 +264,8 @@ class PruningEncoder(nn.Module):
             if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
                 raise ValueError(f"inputs[{i}] must be a (query, document) pair of strings.")
             query, document = pair
+            check_text(query, f"inputs[{i}][0]")
+            check_text(document, f"inputs[{i}][1]")
             documents.append(Document(query, document, split_sentences(document)))
         logits_array, _ = self.model.score_documents(
             documents, batch_size=batch_size, show_progress_bar=show_progress_bar
@@ -296,13 +302,19 @@ class PruningEncoder(nn.Module):
         Returns:
             ``[{"corpus_id": int, "score": float, "text": str (with return_documents)}, ...]``.
 
+        Raises:
+            TypeError: The query or a document is not a string.
+            ValueError: The query or a document holds a lone surrogate (named as ``query`` or
+                ``documents[i]``), or ``top_k`` is not a positive integer.
+
         Example:
             >>> model.rank("Who wrote Hamlet?", ["It rains.", "Shakespeare wrote Hamlet."])
             ... # doctest: +SKIP
             [{'corpus_id': 1, 'score': 0.97}, {'corpus_id': 0, 'score': 0.02}]
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}.")
+        check_text(query, "query")
+        for i, document in enumerate(documents):
+            check_text(document, f"documents[{i}]")
         top_k = check_top_k(top_k)
         scores = self.predict(
             [(query, document) for document in documents],

@@ -62,6 +62,10 @@ _CITATION_STARTS = frozenset(" \t[⁰¹²³⁴⁵⁶⁷⁸⁹")
 # "[3]", "[citation needed]", "¹": but "[text](url)" is a Markdown link starting a sentence.
 _CITATIONS = re.compile(r"(?:[ \t]*(?:\[[^\[\]\n]{1,40}\](?!\()|[⁰¹²³⁴⁵⁶⁷⁸⁹]+))+")
 _CLOSING = re.compile(f"[{re.escape(_CLOSERS)}]+")
+# An ellipsis glued to the mark before it ("?...", "……" after a full-width mark) ends that
+# sentence: it never starts the next.
+_ELLIPSIS = re.compile(r"[…⋯]+|\.{3,}")
+_ELLIPSIS_CHARS = "…⋯."
 _HEADING = re.compile(r"#{1,6}[ \t]")
 _KANA = re.compile("[\u3041-\u309f\u30a1-\u30fa\u30fd-\u30ff\u31f0-\u31ff\uff66-\uff9d]")
 _HAN_RUN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
@@ -110,7 +114,8 @@ def split_sentences(text: str, language: str = "auto") -> list[Span]:
     kept with its item; a citation marker glued to the full stop (``.[3]``, ``.¹``) stays with
     the sentence it ends; no sentence starts with a lowercase letter, with a number after
     ``approx.``-like abbreviations, or with a closing bracket, or without whitespace before it
-    (except after ``。！？``).
+    (except after ``。！？``); an ellipsis (``……``, ``...``) glued to the mark before it ends that
+    sentence, never starts the next.
 
     Args:
         text: The text to split.
@@ -191,7 +196,12 @@ def _split_block(block: str, offset: int, language: str, spans: list[Span]) -> N
 
 
 def _adjusted_cut(block: str, cut: int) -> int | None:
-    """Move a boundary past closing brackets and citation markers; ``None`` at the block's end."""
+    """Move a boundary past an ellipsis, closing brackets and citation markers glued to the end
+    of the sentence; ``None`` at the block's end."""
+    if not block[cut - 1].isspace() and (ellipsis := _ELLIPSIS.match(block, cut)):
+        cut = ellipsis.end()
+        if cut == len(block):
+            return None
     if block[cut] in _CLOSERS and not block[cut - 1].isspace():
         cut = _CLOSING.match(block, cut).end()  # type: ignore[union-attr]
     if (
@@ -216,12 +226,8 @@ def _starts_sentence(block: str, cut: int) -> bool:
     if following.isspace():
         following = _NON_SPACE.search(block, cut).group()  # type: ignore[union-attr]
     # No whitespace at the boundary ("One.Two", a URL, a decimal) is no boundary, except after
-    # a CJK mark, or "!?" before non-ASCII text: Japanese and Chinese put no space there.
-    elif (
-        not block[cut - 1].isspace()
-        and not before.rstrip(_CLOSERS).endswith(("。", "！", "？"))
-        and not (before.endswith(("!", "?")) and not following.isascii())
-    ):
+    # a CJK mark, or "!?" before non-ASCII text or closed by an ellipsis.
+    elif not block[cut - 1].isspace() and not _mark_needs_no_space(before, following):
         return False
     if following.islower():
         return False
@@ -230,6 +236,17 @@ def _starts_sentence(block: str, cut: int) -> bool:
     words = before[:-1].rsplit(None, 1)
     word = words[-1].lstrip("([").lower() if words else ""
     return word not in _TITLES and (not following.isdigit() or word not in _NUMBER_ABBREVIATIONS)
+
+
+def _mark_needs_no_space(before: str, following: str) -> bool:
+    """Whether a sentence may start right after ``before`` with no whitespace between: after
+    ``。！？`` (Japanese and Chinese put no space there), after ``!?`` before non-ASCII text, and
+    after ``!?`` closed by an ellipsis (``Why?…Nobody``)."""
+    mark = before.rstrip(_CLOSERS + _ELLIPSIS_CHARS)
+    if mark.endswith(("。", "！", "？")):
+        return True
+    ellipsis = before.endswith(tuple(_ELLIPSIS_CHARS))
+    return mark.endswith(("!", "?")) and (ellipsis or not following.isascii())
 
 
 def _with_enumerations(block: str, cuts: list[int]) -> list[int]:

@@ -4,7 +4,8 @@
 Requests never run the model on the event loop: a :class:`Batcher` gathers the documents of
 concurrent requests into one ``score_documents`` call in a worker thread, so many small requests
 share forward passes. Errors are JSON in TEI's shape, ``{"error": ..., "error_type": ...}``:
-413 for too many texts or characters, 422 for a malformed or empty request.
+413 for too many texts or characters, 422 for a malformed or empty request (a text holding a
+lone surrogate included, as ``process()`` refuses it).
 
 FastAPI and uvicorn are the optional ``[serve]`` extra.
 """
@@ -21,11 +22,17 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .context_pruning import Document, check_threshold, prune_group, ranking_scores
+from .context_pruning import (
+    Document,
+    check_text,
+    check_threshold,
+    prune_group,
+    ranking_scores,
+)
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 from .token_budget import check_max_tokens
@@ -49,13 +56,15 @@ def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
 
 Threshold = Annotated[float | None, _rule(check_threshold)]
 MaxTokens = Annotated[int | None, _rule(check_max_tokens)]
+# process()'s rule for text: a lone surrogate ("\udbc0" in the JSON) is a 422 naming the field.
+Text = Annotated[str, AfterValidator(lambda text: check_text(text, "the text"))]
 
 
 class RerankRequest(BaseModel):
     """TEI's rerank request, plus ``prune`` (add ``pruned_text``) and its ``threshold``."""
 
-    query: str
-    texts: list[str]
+    query: Text
+    texts: list[Text]
     raw_scores: bool = False
     return_text: bool = False
     truncate: bool = Field(
@@ -74,8 +83,8 @@ class Rank(BaseModel):
 
 
 class PruneRequest(BaseModel):
-    question: str
-    contexts: list[str]
+    question: Text
+    contexts: list[Text]
     threshold: Threshold = None
     max_tokens: MaxTokens = None
 

@@ -2,9 +2,11 @@
 
 A budget answers how LLM pipelines think ("at most 300 tokens of context"): among the sentences
 that pass the threshold, the most probable are kept first, until the next one would not fit;
-then smaller ones that still fit are taken (greedy, by keep-probability). The budget spans every
-document of one question, and kept sentences stay in their original order. This module travels
-with saved weights (``process()`` uses it), so it imports only numpy and the standard library.
+then smaller ones that still fit are taken (greedy, by keep-probability). Every sentence costs
+at least one token, so none rides along for free and a budget of 0 keeps nothing. The budget
+spans every document of one question, and kept sentences stay in their original order. This
+module travels with saved weights (``process()`` uses it), so it imports only numpy and the
+standard library.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def select_sentences(
         always_select_title: Keep a document's title whenever another of its sentences is kept;
             under a budget, a sentence that brings its title in pays for both.
         max_tokens: The most tokens the kept sentences of all these documents may take together
-            (None: no budget).
+            (None: no budget; 0 keeps nothing). A sentence costs its tokens, and at least one.
         count_tokens: ``(document, sentence indices) -> tokens of each`` in the model's
             tokenizer; needed with ``max_tokens``.
 
@@ -133,6 +135,7 @@ def _tokens_of(
         wanted = np.concatenate([[0], wanted])
     if not len(wanted):
         return {}
-    return dict(
-        zip(wanted.tolist(), np.asarray(count_tokens(document, wanted)).tolist(), strict=True)
-    )
+    # A sentence that tokenizes to nothing (zero-width characters) still costs one token: else it
+    # would ride along for free, and a budget of 0 would keep it.
+    counts = np.maximum(np.asarray(count_tokens(document, wanted)), 1)
+    return dict(zip(wanted.tolist(), counts.tolist(), strict=True))

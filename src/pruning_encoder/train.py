@@ -46,14 +46,17 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
     output = Path(str(args.output_dir))
     _check_resume(output, config, resume)
     set_seed(args.seed)
-    encoder = PruningEncoder(
-        resolve_model_path(config.model.base),
-        mode=config.model.mode,
-        num_labels=config.model.num_labels,
-        max_length=config.model.max_seq_length,
-        pruning_dropout=config.model.pruning_dropout,
-        device="cpu",
-    )
+    try:
+        encoder = PruningEncoder(
+            resolve_model_path(config.model.base),
+            mode=config.model.mode,
+            num_labels=config.model.num_labels,
+            max_length=config.model.max_seq_length,
+            pruning_dropout=config.model.pruning_dropout,
+            device="cpu",
+        )
+    except ValueError as error:  # e.g. a max_seq_length past the backbone's position table
+        raise ConfigError(f"model: cannot build on {config.model.base}: {error}") from None
     tokenizer = encoder.tokenizer
     model: Any = encoder.model
     if config.model.lora is not None:

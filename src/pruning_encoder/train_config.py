@@ -20,12 +20,18 @@ Example (every key but ``model.base``, ``data.train`` and ``training.output_dir`
       learning_rate: 3.0e-4
 
 Relative paths are relative to the working directory. ``--set section.key=value`` on the command
-line overrides a key (the value is parsed as YAML).
+line overrides a key (the value is parsed as YAML). Values are checked against the type of their
+key (``TrainingArguments``' field types for the ``training`` section): a number YAML reads as a
+string (``1e-4``: YAML 1.1 wants ``1.0e-4``) is taken as the number it spells; a value that is
+not of its key's type is a ``ConfigError`` naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -85,7 +91,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def training_arguments(self) -> PruningEncoderTrainingArguments:
-        return PruningEncoderTrainingArguments(**self.training)
+        """The ``training`` section as arguments; ``TrainingArguments``' own checks (an unknown
+        strategy, options that exclude each other) raise a ConfigError."""
+        try:
+            return PruningEncoderTrainingArguments(**self.training)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"training: {' '.join(str(error).split())}") from None
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -124,6 +135,11 @@ def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConf
     training = _mapping(raw["training"], source, "training")
     arguments = {f.name for f in fields(PruningEncoderTrainingArguments) if f.init}
     _reject_unknown(training, arguments, source, "training.")
+    hints = _field_types(PruningEncoderTrainingArguments)
+    training = {
+        key: _coerce(value, hints[key], source, f"training.{key}")
+        for key, value in training.items()
+    }
     if "output_dir" not in training:
         raise ConfigError(f"{source}: missing key 'training.output_dir'.")
     threshold = raw.get("threshold", "tune")
@@ -140,6 +156,8 @@ def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConf
 def _section(cls: Any, values: dict[str, Any], source: str, name: str) -> Any:
     names = {f.name for f in fields(cls)}
     _reject_unknown(values, names, source, f"{name}.")
+    hints = _field_types(cls)
+    values = {key: _coerce(v, hints[key], source, f"{name}.{key}") for key, v in values.items()}
     try:
         return cls(**values)
     except TypeError as error:
@@ -172,3 +190,45 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: {part!r} is not a section.")
     node[leaf] = yaml.safe_load(value)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of each field of a dataclass (its annotations may be strings)."""
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, annotation: Any, source: str, key: str) -> Any:
+    """``value`` as its key's type where that type is a number (``int`` or ``float``, or None):
+    a string that spells a number becomes it (YAML 1.1 reads ``1e-4`` as a string), an integral
+    float becomes an int for an ``int`` key. Other types are left to their consumer.
+
+    Raises:
+        ConfigError: A number was expected and ``value`` is not one; the message names the key.
+    """
+    options = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    if value is None and type(None) in options:
+        return None
+    numeric = not set(options) - {int, float, type(None)}
+    wants_float = float in options
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not numeric or (is_number and wants_float):
+        return value
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        kind = "a number" if wants_float else "an integer"
+        raise ConfigError(f"{source}: {key} must be {kind}, got {value!r}.")
+    if wants_float:
+        return float(number)
+    if float(number).is_integer():
+        return int(number)
+    raise ConfigError(f"{source}: {key} must be an integer, got {value!r}.")
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)

@@ -10,6 +10,7 @@ transformers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -184,3 +185,56 @@ def token_sentences(
     owner = np.minimum(np.searchsorted(ends, positions, side="right"), len(spans) - 1)
     inside = (positions >= starts[owner]) & (positions < ends[owner])
     return owner, inside
+
+
+def tokenize_contexts(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    spans: Sequence[Sequence[Span]],
+    *,
+    per_sentence: bool = False,
+) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Each context's token ids (no special tokens), each token's sentence and whether it counts
+    in that sentence's mean keep-probability (see :func:`token_sentences`).
+
+    ``per_sentence=False`` tokenizes each text in one piece (one call for all, with offsets).
+    ``per_sentence=True`` tokenizes each sentence on its own, with the whitespace that follows it
+    (the first also with what precedes it), and concatenates the ids, as OpenProvence's
+    ``process()`` does: every token then belongs to, and counts in, its sentence.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    contexts: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+    if not per_sentence:
+        encoded = tokenizer(
+            list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        for d, sentence_spans in enumerate(spans):
+            if not sentence_spans:
+                contexts.append(([], empty, empty.astype(bool)))
+                continue
+            owner, inside = token_sentences(encoded["offset_mapping"][d], sentence_spans)
+            contexts.append((encoded["input_ids"][d], owner, inside))
+        return contexts
+    pieces = [
+        piece
+        for text, sentence_spans in zip(texts, spans, strict=True)
+        for piece in sentence_pieces(text, sentence_spans)
+    ]
+    ids = tokenizer(pieces, add_special_tokens=False, verbose=False)["input_ids"] if pieces else []
+    first = 0
+    for sentence_spans in spans:
+        own = ids[first : first + len(sentence_spans)]
+        first += len(sentence_spans)
+        owner = np.repeat(np.arange(len(own), dtype=np.int64), [len(i) for i in own])
+        contexts.append(([t for i in own for t in i], owner, np.ones(len(owner), dtype=bool)))
+    return contexts
+
+
+def sentence_pieces(text: str, spans: Sequence[Span]) -> list[str]:
+    """Each sentence of ``text`` with the whitespace that follows it, the first also with what
+    precedes it: pieces that join to ``text`` (none without sentences), as OpenProvence's
+    splitter hands them to its ``process()``."""
+    if not spans:
+        return []
+    starts = [0] + [start for start, _ in spans[1:]] + [len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(starts)]

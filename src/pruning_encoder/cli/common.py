@@ -129,10 +129,13 @@ def load_model(path: str, args: argparse.Namespace) -> PruningEncoder:
 
 
 def read_text(path: str) -> str:
+    """The text of a file (or stdin, ``-``) as it is: line ends are not translated (as stdin's
+    are not), so ``\\r`` stays ``\\r``."""
     if path == "-":
         return sys.stdin.read()
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as stream:
+            return stream.read()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..context_pruning import check_text
 from ..pruning_encoder import PruningEncoder
 from .common import (
     EXIT_INVALID_INPUT,
@@ -93,7 +94,7 @@ def _records(
 
 def _parse_record(line: bytes, fields: dict[str, str]) -> dict[str, Any]:
     """The JSON object on one input line, with ``fields`` (name → "a string" or "an array of
-    strings"); raises ValueError saying what is wrong with it."""
+    strings") of valid text (:func:`check_text`); raises ValueError saying what is wrong with it."""
     try:
         record = json.loads(line)
     except ValueError as exc:  # not JSON, or not UTF-8
@@ -113,6 +114,9 @@ def _parse_record(line: bytes, fields: dict[str, str]) -> dict[str, Any]:
             if isinstance(value, list):
                 got = "an array with " + ", ".join(sorted({JSON_TYPES[type(v)] for v in value}))
             raise ValueError(f"field {field!r} must be {kind}, got {got}")
+        texts = [value] if isinstance(value, str) else value
+        for i, text in enumerate(texts):
+            check_text(text, f"field {field!r}" + ("" if isinstance(value, str) else f"[{i}]"))
     return record
 
 

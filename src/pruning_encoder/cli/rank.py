@@ -30,7 +30,8 @@ examples:
   {PROG} rank --query "Who wrote Hamlet?" --top-k 3 --json documents.txt
   {PROG} rank --input queries.jsonl --output ranked.jsonl
 
-With --query, FILE (or stdin, -) holds one document per line (blank lines are skipped); the
+With --query, FILE (or stdin, -) holds one document per line (ending at \\n or \\r\\n; blank
+lines are skipped: a form feed or U+2028 inside a line stays in its document); the
 output is one line per document, best first: score, document number (from 1), document.
 Each --input line is a JSON object with "query" (a string) and "documents" (an array of
 strings); its output line is the same object plus "ranking": [{{"corpus_id": ..., "score":
@@ -63,6 +64,15 @@ def add_rank(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     rank.set_defaults(handler=_rank)
 
 
+def document_lines(text: str) -> list[str]:
+    """One document per line, lines ending at ``\\n`` (or ``\\r\\n``), blank lines skipped.
+
+    Not ``str.splitlines()``: a form feed, U+2028 or NEL inside a line is part of its document.
+    """
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return [line for line in lines if line.strip()]
+
+
 def _rank(args: argparse.Namespace) -> int:
     if args.input is not None and (args.documents is not None or args.json):
         raise CliError("FILE and --json go with --query; --input always writes JSON lines")
@@ -71,7 +81,7 @@ def _rank(args: argparse.Namespace) -> int:
     model_path = chosen_model_path(args.model)
     options: Options = {"top_k": args.top_k, "batch_size": args.batch_size}
     if args.query is not None:
-        documents = [line for line in read_text(args.documents or "-").splitlines() if line.strip()]
+        documents = document_lines(read_text(args.documents or "-"))
         model = load_model(model_path, args)
         try:
             ranking = model.rank(args.query, documents, return_documents=True, **options)

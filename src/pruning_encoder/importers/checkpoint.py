@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from huggingface_hub import ModelCard
-from safetensors.torch import load_file
 from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedConfig,
@@ -26,7 +25,7 @@ from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
 from transformers.utils import cached_file
 
 from ..configuration_pruning_encoder import PruningEncoderConfig
-from ..modeling_pruning_encoder import PruningEncoderModel
+from ..modeling_pruning_encoder import PruningEncoderModel, read_weights, require_floating
 from ..pair_template import add_pair_template
 
 Weights = dict[str, torch.Tensor]
@@ -47,6 +46,7 @@ class Checkpoint:
     path: str
     config: dict[str, Any]
     hub_kwargs: dict[str, Any] = field(default_factory=dict)
+    _tokenizer: PreTrainedTokenizerBase | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str, **hub_kwargs: Any) -> Checkpoint | None:
@@ -76,10 +76,12 @@ class Checkpoint:
         Raises:
             ImportFormatError: Only a ``pytorch_model.bin`` is there and ``allow_pytorch_bin`` is
                 False (unpickling can run code), or there are no weights at all.
+            OSError: A weights file cannot be read or is truncated (named).
+            ValueError: A weight is stored as an integer, not floating point (named).
         """
         single = self._file(SAFETENSORS)
         if single is not None:
-            return load_file(single)
+            return read_weights(single)
         index = self._file(SAFETENSORS_INDEX)
         if index is not None:
             with open(index, encoding="utf-8") as handle:
@@ -89,7 +91,7 @@ class Checkpoint:
                 found = self._file(shard)
                 if found is None:
                     raise ImportFormatError(f"{self.path} lacks the weight shard {shard}.")
-                weights.update(load_file(found))
+                weights.update(read_weights(found))
             return weights
         pickled = self._file(PYTORCH_BIN)
         if pickled is None:
@@ -105,7 +107,9 @@ class Checkpoint:
                 "torch.load(weights_only=True), which loads tensors only."
             )
         loaded = torch.load(pickled, map_location="cpu", weights_only=True)
-        return {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}
+        weights = {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}
+        require_floating(weights, pickled)
+        return weights
 
     def license(self) -> str | None:
         """The licence its model card (``README.md``) declares, if any."""
@@ -116,12 +120,15 @@ class Checkpoint:
         return str(license_) if license_ else None
 
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The checkpoint's own tokenizer (fast, for offsets), with its code never run.
+        """The checkpoint's own tokenizer (fast, for offsets), with its code never run; loaded
+        once.
 
         The class comes from ``tokenizer_config.json``'s ``tokenizer_class`` (a transformers
         class), else a bare ``tokenizer.json`` is read: ``AutoTokenizer`` would consult
         ``config.json``, whose ``auto_map`` points at the checkpoint's code.
         """
+        if self._tokenizer is not None:
+            return self._tokenizer
         settings_file = self._file("tokenizer_config.json")
         name = None
         if settings_file is not None:
@@ -140,6 +147,7 @@ class Checkpoint:
                 f"{self.path} has no fast tokenizer (tokenizer.json): PruningEncoder needs "
                 "offset mappings."
             )
+        self._tokenizer = tokenizer
         return tokenizer
 
 

@@ -15,13 +15,18 @@ bge-reranker-v2-m3 and ships the same layout. As that code reads them:
   logit, and 0 when nothing of the document is kept (``zero_score_when_empty``).
 - A tokenizer that adds no special tokens gets ``[CLS] q [SEP] c [SEP]``
   (:func:`~pruning_encoder.pair_template.add_pair_template`).
+- Its ``process()`` tokenizes each sentence (with its trailing whitespace) on its own and
+  concatenates the ids. On a byte-level BPE tokenizer (every published ModernBERT model) the
+  space before a sentence then becomes a token of its own, so the import sets
+  ``context_tokenization="per_sentence"`` there; elsewhere both ways give the same ids.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from transformers import AutoConfig
+from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from .checkpoint import Checkpoint, Conversion, ImportFormatError, Weights, require, take
 
@@ -75,5 +80,15 @@ def convert(checkpoint: Checkpoint, weights: Weights) -> Conversion:
             "ranking_activation": "sigmoid",
             "pruning_head_input": "last_layer",
             "zero_score_when_empty": True,
+            "context_tokenization": (
+                "per_sentence" if is_byte_level_bpe(checkpoint.tokenizer()) else "whole"
+            ),
         },
     )
+
+
+def is_byte_level_bpe(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether ``tokenizer`` (a fast one) is a byte-level BPE (GPT-2, RoBERTa, ModernBERT)."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    pre_tokenizer = json.dumps(spec.get("pre_tokenizer"), separators=(",", ":"))
+    return spec["model"].get("type") == "BPE" and '"type":"ByteLevel"' in pre_tokenizer
