@@ -268,10 +268,10 @@ def parse_line(line: bytes) -> tuple[dict[str, Any], str | None]:
     for name, value in list(record.items()):
         surrogate = _lone_surrogate(name) or _lone_surrogate(value)
         if surrogate:
-            del record[name]
+            del record[name]  # Arrow cannot hold it
             problem = problem or (
-                f"field {name[:40]!r} holds a lone surrogate {surrogate!r} (half of a UTF-16 "
-                "pair), which is not text"
+                f"field {name[:40]!r} holds a lone surrogate (U+{ord(surrogate):04X}): not "
+                "valid Unicode text"
             )
     return record, problem
 
