@@ -50,6 +50,7 @@ def test_a_spark_run_equals_one_process(session: Any, tiny_backbone: Path, tmp_p
     rows[3] = (3, None, CONTEXT, None)
     rows[7] = (7, QUESTION, " ", None)
     frame = session.createDataFrame(rows, "id long, question string, context string, title string")
+    frame = frame.repartition(4)  # more partitions than workers: they reuse their pruner
     options = {"model": model, "device": "cpu", "threads": 1, "threshold": 0.5, "max_tokens": 20}
     prune = pruning_udf(title_column="title", **options)
     result = frame.withColumn("result", prune("question", "context", "title"))
