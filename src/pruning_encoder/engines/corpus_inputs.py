@@ -255,7 +255,7 @@ def _lines(file: str, start: int, rows: int) -> Iterator[bytes]:
 def parse_line(line: bytes) -> tuple[dict[str, Any], str | None]:
     """The line's JSON object and what is wrong with it, if anything: blank, not JSON, not an
     object (then the object is empty), or a field holding a lone surrogate escape such as
-    ``"\ud83d"``, which no UTF-8 text can hold (then that field is left out)."""
+    ``"\\ud83d"``, which no UTF-8 text can hold (then that field is left out)."""
     if not line.strip():
         return {}, "a blank line"
     try:

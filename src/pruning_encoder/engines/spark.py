@@ -15,7 +15,9 @@ once per partition, in Python worker processes that it reuses (``spark.python.wo
 by default): each process keeps the pruner it built for one set of options, so the model loads
 once per worker process, not once per partition or job. Its struct has the columns of
 :class:`~pruning_encoder.engines.BatchPruner`; pass it the question, context and (with
-``title_column``) title columns, in that order. Arrow batches go to each worker with
+``title_column``) title columns, in that order. ``select("*", "result.*")`` would give a
+DataFrame column named like a result column (``error``, ``pruned_context``, ...) a twin:
+rename such columns first. Arrow batches go to each worker with
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows (10,000 by default), read by the model
 ``batch_size`` windows at a time.
 """
