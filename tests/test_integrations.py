@@ -43,6 +43,7 @@ CONTEXTS = [
     "A dog. The cat. It was.",
 ]
 THRESHOLD = 0.43
+BUDGET = 12  # tokens: a budget that some documents get nothing of
 PRUNING_ONLY_THRESHOLD = 0.13
 
 
@@ -310,6 +311,59 @@ def test_haystack_pipeline_serializes_and_runs(model: PruningEncoder, saved_mode
 
 
 # Optional dependencies
+
+
+# Every integration
+
+
+def contents(integration: str, model: PruningEncoder, **settings: Any) -> list[str]:
+    """The texts that ``integration``, made with ``settings``, returns for CONTEXTS."""
+    if integration == "langchain":
+        compressor = PruningEncoderCompressor(model=model, **settings)
+        return [
+            d.page_content for d in compressor.compress_documents(langchain_documents(), QUESTION)
+        ]
+    if integration == "llama_index":
+        postprocessor = PruningEncoderPostprocessor(model=model, **settings)
+        nodes = postprocessor.postprocess_nodes(llama_nodes(), query_str=QUESTION)
+        return [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
+    ranker = PruningEncoderRanker(model=model, **settings)
+    return [
+        d.content or ""
+        for d in ranker.run(query=QUESTION, documents=haystack_documents())["documents"]
+    ]
+
+
+INTEGRATIONS = ["langchain", "llama_index", "haystack"]
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+@pytest.mark.parametrize(
+    "settings",
+    [{"threshold": 1.0}, {"threshold": 0.0, "max_tokens": 0}, {"max_tokens": 0}],
+    ids=["threshold-1", "threshold-0-budget-0", "budget-0"],
+)
+def test_a_document_pruned_to_nothing_is_dropped_at_any_setting(
+    model: PruningEncoder,
+    pruning_only: PruningEncoder,
+    integration: str,
+    settings: dict[str, Any],
+) -> None:
+    # Every sentence passes threshold 0 (each document would come back whole); threshold 1 and a
+    # budget of 0 tokens keep none, so no document may come back, not even with its full text.
+    assert len(contents(integration, model, threshold=0.0)) == len([c for c in CONTEXTS if c])
+    assert contents(integration, model, **settings) == []
+    assert contents(integration, pruning_only, **settings) == []
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+def test_a_document_that_the_token_budget_empties_is_dropped(
+    model: PruningEncoder, integration: str
+) -> None:
+    results = model.process(QUESTION, CONTEXTS, threshold=0.0, max_tokens=BUDGET, reorder=True)
+    expected = [r["pruned_context"] for r in results if r["kept_spans"]]
+    assert 0 < len(expected) < len([c for c in CONTEXTS if c])  # the budget empties some
+    assert contents(integration, model, threshold=0.0, max_tokens=BUDGET) == expected
 
 
 @pytest.mark.parametrize(

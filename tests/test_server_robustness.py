@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,51 @@ def test_a_failing_batch_is_retried_request_by_request(
     expected = score(_documents(model, "paris?", ["Paris is in France."]))
     assert torch.allclose(torch.as_tensor(good[0]), torch.as_tensor(expected[0]))
     assert not isinstance(other, Exception)
+
+
+@pytest.mark.parametrize("batch_fails", [False, True])
+def test_a_request_cancelled_mid_batch_never_stops_the_batcher(
+    model: PruningEncoder, monkeypatch: pytest.MonkeyPatch, batch_fails: bool
+) -> None:
+    score = model.model.score_documents
+    running, release = threading.Event(), threading.Event()
+
+    def held(documents: list[Any], **options: Any) -> Any:
+        if not running.is_set():  # the first batch: wait until its first request is cancelled
+            running.set()
+            assert release.wait(timeout=60)
+            if batch_fails:
+                raise RuntimeError("boom")  # the batch is then retried request by request
+        return score(documents, **options)
+
+    monkeypatch.setattr(model.model, "score_documents", held)
+    documents = _documents(model, "paris?", ["Paris is in France. Cats purr."])
+
+    async def run() -> tuple[list[Any], bool]:
+        batcher = Batcher(model, max_documents=64)
+        cancelled = asyncio.ensure_future(batcher.score(documents))
+        other = asyncio.ensure_future(batcher.score(documents))
+        await asyncio.sleep(0)  # both queued: they form one batch
+        batcher.start()
+        assert await asyncio.to_thread(running.wait, 60)
+        cancelled.cancel()
+        release.set()
+        # (A batcher that died leaves these unanswered: wait_for fails the test, not hangs it.)
+        answered = await asyncio.wait_for(other, 60)
+        later = await asyncio.wait_for(
+            asyncio.gather(*(batcher.score(documents) for _ in range(3))), 60
+        )
+        waiting = asyncio.ensure_future(batcher.score(documents))
+        await batcher.stop()  # returns; a request still waiting is cancelled, not left hanging
+        await asyncio.gather(waiting, return_exceptions=True)
+        return [*later, answered], cancelled.cancelled() and waiting.cancelled()
+
+    results, cancelled = asyncio.run(run())
+    expected = score(documents)
+    for logits, probabilities in results:
+        assert torch.allclose(torch.as_tensor(logits), torch.as_tensor(expected[0]), atol=1e-5)
+        assert len(probabilities) == 1
+    assert cancelled
 
 
 def fuzz_bodies(rng: random.Random, count: int) -> list[bytes]:

@@ -50,6 +50,7 @@ def test_a_spark_run_equals_one_process(session: Any, tiny_backbone: Path, tmp_p
     rows[3] = (3, None, CONTEXT, None)
     rows[7] = (7, QUESTION, " ", None)
     frame = session.createDataFrame(rows, "id long, question string, context string, title string")
+    frame = frame.repartition(4)  # more partitions than workers: they reuse their pruner
     options = {"model": model, "device": "cpu", "threads": 1, "threshold": 0.5, "max_tokens": 20}
     prune = pruning_udf(title_column="title", **options)
     result = frame.withColumn("result", prune("question", "context", "title"))
@@ -74,3 +75,37 @@ def test_a_spark_run_equals_one_process(session: Any, tiny_backbone: Path, tmp_p
                 assert row[name] == values[i], (i, name)
     assert got[3]["error"] == "question must be a string, got null"
     assert got[7]["error"] == "empty context"
+
+
+def test_the_model_loads_once_per_worker_process(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from pruning_encoder.engines import spark
+
+    loads: list[dict[str, Any]] = []
+
+    class CountingPruner(BatchPruner):
+        def __init__(self, **options: Any) -> None:
+            loads.append(options)
+            super().__init__(**options)
+
+    monkeypatch.setattr(spark, "BatchPruner", CountingPruner)
+    monkeypatch.setattr(spark, "_PRUNERS", {})
+    model = str(tmp_path / "model")
+    PruningEncoder(tiny_backbone, device="cpu").save_pretrained(model)
+    options = {"model": model, "device": "cpu", "threads": 1, "threshold": 0.5}
+
+    def partition(i: int) -> Any:
+        return iter([(pd.Series([f"{QUESTION} {i}"]), pd.Series([f"{CONTEXT} {i}"]))])
+
+    # What one Python worker process runs: 4 partitions of a job, then 4 of another job.
+    for job in range(2):
+        prune = pruning_udf(**options)
+        for i in range(4):
+            (frame,) = prune.func(partition(i))
+            assert frame["error"].tolist() == [None], (job, i)
+    assert len(loads) == 1
+    list(pruning_udf(**{**options, "threshold": 0.9}).func(partition(0)))
+    assert len(loads) == 2  # other options: another pruner

@@ -116,6 +116,10 @@ class _Job:
 class Batcher:
     """Runs the documents of concurrent requests through the model together, off the loop.
 
+    A request cancelled while it waits or while its batch runs (a client that hangs up, a proxy's
+    timeout) is skipped or has its result dropped; it never stops the batcher or fails the
+    requests batched with it.
+
     Args:
         model: The model to score with.
         max_documents: The most documents one model call takes (whole requests are never split).
@@ -126,56 +130,88 @@ class Batcher:
         self.max_documents = max_documents
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._batch: list[_Job] = []
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop the worker; requests still waiting or in its batch are cancelled."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        while not self._queue.empty():
+            self._batch.append(self._queue.get_nowait())
+        for job in self._batch:
+            job.done.cancel()
+        self._batch = []
 
     async def score(self, documents: list[Document]) -> tuple[np.ndarray | None, list[np.ndarray]]:
         job = _Job(documents, asyncio.get_running_loop().create_future())
         await self._queue.put(job)
         return await job.done
 
+    async def _score(self, documents: list[Document]) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        return await asyncio.to_thread(
+            self.model.model.score_documents, documents, show_progress_bar=False
+        )
+
     async def _score_alone(self, job: _Job) -> None:
         try:
-            result = await asyncio.to_thread(
-                self.model.model.score_documents, job.documents, show_progress_bar=False
-            )
+            result = await self._score(job.documents)
         except Exception as error:
-            job.done.set_exception(error)
+            _settle(job, error=error)
         else:
-            job.done.set_result(result)
+            _settle(job, result)
 
     async def _run(self) -> None:
         while True:
-            jobs = [await self._queue.get()]
-            size = len(jobs[0].documents)
-            while not self._queue.empty() and size < self.max_documents:
-                jobs.append(self._queue.get_nowait())
-                size += len(jobs[-1].documents)
+            self._batch = jobs = await self._next_batch()
             documents = [doc for job in jobs for doc in job.documents]
             try:
-                logits, probabilities = await asyncio.to_thread(
-                    self.model.model.score_documents, documents, show_progress_bar=False
-                )
+                logits, probabilities = await self._score(documents)
             except Exception as error:
                 if len(jobs) == 1:
-                    jobs[0].done.set_exception(error)
+                    _settle(jobs[0], error=error)
                 else:  # one request's fault must not fail the others: retry each alone
                     for job in jobs:
-                        await self._score_alone(job)
+                        if not job.done.done():
+                            await self._score_alone(job)
                 continue
             start = 0
             for job in jobs:
                 end = start + len(job.documents)
                 part = None if logits is None else logits[start:end]
-                job.done.set_result((part, probabilities[start:end]))
+                _settle(job, (part, probabilities[start:end]))
                 start = end
+
+    async def _next_batch(self) -> list[_Job]:
+        """Waiting requests, whole, up to ``max_documents`` documents; cancelled ones skipped."""
+        jobs: list[_Job] = []
+        size = 0
+        while not jobs or (not self._queue.empty() and size < self.max_documents):
+            job = await self._queue.get()
+            if not job.done.done():
+                jobs.append(job)
+                size += len(job.documents)
+        return jobs
+
+
+def _settle(
+    job: _Job,
+    result: tuple[np.ndarray | None, list[np.ndarray]] | None = None,
+    *,
+    error: Exception | None = None,
+) -> None:
+    """Give a request its result or error, unless it was cancelled meanwhile (a cancelled
+    future refuses both, with an ``InvalidStateError`` that would end the batcher)."""
+    if job.done.done():
+        return
+    if error is not None:
+        job.done.set_exception(error)
+    elif result is not None:
+        job.done.set_result(result)
 
 
 def create_app(

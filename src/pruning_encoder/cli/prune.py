@@ -85,7 +85,8 @@ def add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     output_options(prune, "the full result")
     corpus = prune.add_argument_group(
         "corpus mode (--engine): --input is a JSONL or Parquet file, folder or glob, --output a "
-        "folder of Parquet shards; a rerun resumes"
+        "folder of Parquet shards (every input field passes through, in one schema); a rerun "
+        "resumes"
     )
     corpus.add_argument(
         "--engine", choices=ENGINES, help="prune in this process (local) or on Ray Data (ray)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -54,7 +54,8 @@ class BatchPruner:
     ``kept_tokens`` (int, with ``max_tokens``), the probability columns on request, and
     ``error`` (str): null, or why the row has no results (a question or context that is not a
     string, an empty context, a question too long for the window). A bad row never stops the
-    batch and is never dropped.
+    batch and is never dropped. A table or frame with a column named like a result column is
+    refused (ValueError), never given a second column of that name or overwritten.
 
     Raises:
         ValueError, TypeError: On a bad ``threshold``, ``max_tokens`` or ``batch_size``, and
@@ -110,6 +111,7 @@ class BatchPruner:
         """A pyarrow Table with the result columns appended, each of its fixed Arrow type."""
         import pyarrow as pa
 
+        refuse_clashes(table.column_names, self.output_columns, "The batch")
         types = arrow_types()
         read = [name for name in table.column_names if name in self.inputs]
         results = self.prune_columns({name: table[name].to_pylist() for name in read})
@@ -201,6 +203,22 @@ def _kind(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "null"
     return type(value).__name__
+
+
+def refuse_clashes(columns: Iterable[str], reserved: Iterable[str], source: str) -> None:
+    """Refuse input ``columns`` named like output columns (``reserved``).
+
+    Raises:
+        ValueError: Naming ``source`` and the clashing columns.
+    """
+    names = set(reserved)
+    clashes = [name for name in columns if name in names]
+    if clashes:
+        raise ValueError(
+            f"{source} has columns named like the output's: {', '.join(map(repr, clashes))} "
+            "(an earlier output?). Rename or drop them: an output column is never duplicated "
+            "or overwritten."
+        )
 
 
 def output_columns(max_tokens: int | None, sentence_probabilities: bool) -> tuple[str, ...]:

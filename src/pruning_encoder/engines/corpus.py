@@ -6,28 +6,41 @@ their file and first row, so that a shard is the same on every run. Each shard i
 a temporary name and renamed into place, then recorded in ``_manifest.jsonl``; a rerun (after a
 crash or Ctrl-C) prunes only the shards the manifest lacks and rewrites a shard that was renamed
 but not recorded under the same name, so every input row is in the output exactly once. The
-manifest's first line records the inputs and options: resuming with other ones is refused.
+manifest's first line records the inputs (by the SHA-256 of their bytes) and options: resuming
+with other ones, or with an input edited since, is refused.
 
 Each output row has ``source_file`` and ``source_row`` (from 0; a JSONL file's line number minus
-1), the input's question, context (and title) columns, and :class:`BatchPruner`'s result
-columns; a line that is not a JSON object, or lacks a field, has the reason in ``error``.
+1), every field of its input row (JSONL fields as Parquet columns), and :class:`BatchPruner`'s
+result columns, in one schema for all shards (see :mod:`.corpus_inputs`); a line that is not a
+JSON object, or lacks a field, has the reason in ``error``. Input columns named like output
+columns are refused.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .batch_pruner import ERROR_COLUMN, BatchPruner
+from .batch_pruner import ERROR_COLUMN, BatchPruner, arrow_types, output_columns, refuse_clashes
+from .corpus_inputs import (
+    LINE_ERROR,
+    SOURCE_COLUMNS,
+    InputFile,
+    input_files,
+    job_schema,
+    read_shard,
+    scan,
+)
+
+if TYPE_CHECKING:  # pyarrow is imported where used: the command line runs without it
+    import pyarrow as pa
 
 MANIFEST = "_manifest.jsonl"
 ENGINES = ("local", "ray")
-SOURCE_COLUMNS = ("source_file", "source_row")
 
 
 @dataclass(frozen=True)
@@ -51,22 +64,6 @@ class CorpusReport:
     errors: int
 
 
-def input_files(pattern: str) -> list[str]:
-    """The ``.jsonl`` / ``.parquet`` files of a file, a folder or a glob, sorted.
-
-    Raises:
-        FileNotFoundError: Nothing matches.
-    """
-    if os.path.isdir(pattern):
-        found = [str(p) for p in Path(pattern).rglob("*") if p.suffix in (".jsonl", ".parquet")]
-    else:
-        found = glob.glob(pattern, recursive=True)
-    files = sorted(f for f in found if os.path.isfile(f))
-    if not files:
-        raise FileNotFoundError(f"No .jsonl or .parquet input matches {pattern}.")
-    return files
-
-
 def prune_corpus(
     inputs: str,
     output: str,
@@ -82,7 +79,8 @@ def prune_corpus(
     Args:
         inputs: A ``.jsonl`` or ``.parquet`` file, a folder of them, or a glob.
         output: The output folder (created if missing); files not named ``part-*`` or
-            ``_manifest.jsonl`` in it are left alone.
+            ``_manifest.jsonl`` in it are left alone. Never read as input, nor are files
+            whose name starts with ``.`` or ``_``.
         engine: ``"local"`` (this process) or ``"ray"`` (Ray Data, ``workers`` actors; joins the
             running Ray cluster or starts a local one).
         shard_rows: Rows per output shard.
@@ -91,36 +89,47 @@ def prune_corpus(
         options: :class:`BatchPruner`'s keyword arguments (model, threshold, max_tokens, ...).
 
     Raises:
-        ValueError: An unknown engine, a bad ``shard_rows``, or a manifest written for other
-            inputs or options.
+        ValueError: An unknown engine, a bad ``shard_rows``, a manifest written for other
+            inputs or options, input columns named like output columns, or a Parquet input
+            without the question or context column.
         FileNotFoundError: No input file.
     """
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}: expected one of {', '.join(ENGINES)}.")
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be a positive integer, got {shard_rows}.")
+    import pyarrow as pa
+
     folder = Path(output)
-    # An output folder inside an input folder is not input (its shards would be, on a rerun).
-    files = [f for f in input_files(inputs) if folder.resolve() not in Path(f).resolve().parents]
-    if not files:
-        raise FileNotFoundError(f"No .jsonl or .parquet input matches {inputs}.")
-    folder.mkdir(parents=True, exist_ok=True)
-    done = _read_manifest(folder, files, shard_rows, options)
-    shards = [shard for i, file in enumerate(files) for shard in _shards(i, file, shard_rows)]
-    pending = [shard for shard in shards if shard.name not in done]
     fields = [
         options.get("question_column", "question"),
         options.get("context_column", "context"),
         *([options["title_column"]] if options.get("title_column") else []),
     ]
+    files = [scan(path, fields) for path in input_files(inputs, exclude=folder)]
+    results = output_columns(
+        options.get("max_tokens"), bool(options.get("return_sentence_probabilities"))
+    )
+    for file in files:
+        refuse_clashes(file.types, [*SOURCE_COLUMNS, *results, LINE_ERROR], file.path)
+    read = job_schema(files, fields)  # each shard as read; as written:
+    types = arrow_types()
+    schema = pa.schema(
+        [*(f for f in read if f.name != LINE_ERROR), *(pa.field(n, types[n]) for n in results)]
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    done = _read_manifest(folder, files, shard_rows, options)
+    shards = [shard for i, file in enumerate(files) for shard in _shards(i, file, shard_rows)]
+    pending = [shard for shard in shards if shard.name not in done]
     if engine == "ray":
-        tables = _ray_tables(pending, fields, options, workers, num_gpus)
+        tables = _ray_tables(pending, read, fields, options, workers, num_gpus)
     else:
         pruner = BatchPruner(**options)
-        tables = (_prune_table(pruner, _read_shard(shard, fields)) for shard in pending)
+        tables = (_prune_table(pruner, _read_shard(shard, read, fields)) for shard in pending)
     rows, errors = 0, sum(done.values())
     with open(folder / MANIFEST, "a", encoding="utf-8") as manifest:
         for shard, table in zip(pending, tables, strict=True):
+            table = table.select(schema.names).cast(schema)  # one schema, whatever Ray did
             _write_atomically(table, folder / f"part-{shard.name}.parquet")
             failed = table.num_rows - table[ERROR_COLUMN].null_count
             record = {"shard": shard.name, "rows": table.num_rows, "errors": failed}
@@ -133,11 +142,11 @@ def prune_corpus(
 
 
 def _read_manifest(
-    folder: Path, files: list[str], shard_rows: int, options: dict[str, Any]
+    folder: Path, files: list[InputFile], shard_rows: int, options: dict[str, Any]
 ) -> dict[str, int]:
     """The shards already done, with their rows in error; writes a new manifest's header."""
     header = {
-        "inputs": [[os.path.abspath(f), os.path.getsize(f)] for f in files],
+        "inputs": [[os.path.abspath(f.path), f.rows, f.digest] for f in files],
         "shard_rows": shard_rows,
         "options": {k: v for k, v in sorted(options.items()) if k not in ("device", "threads")},
     }
@@ -148,7 +157,8 @@ def _read_manifest(
     lines = path.read_text(encoding="utf-8").splitlines()
     if json.loads(lines[0]) != json.loads(json.dumps(header)):
         raise ValueError(
-            f"{path} records another run (other inputs, shard size or options): give a new "
+            f"{path} records another run (other inputs, inputs edited since, another shard "
+            "size or other options): give a new "
             "output folder, or the same inputs and options to resume."
         )
     done = {}
@@ -162,92 +172,24 @@ def _read_manifest(
     return done
 
 
-def _shards(index: int, file: str, shard_rows: int) -> Iterator[Shard]:
+def _shards(index: int, file: InputFile, shard_rows: int) -> Iterator[Shard]:
     """A file's shards, named by its place among the (sorted) inputs, its stem and first row."""
-    total = _row_count(file)
-    for start in range(0, total, shard_rows):
-        rows = min(shard_rows, total - start)
-        yield Shard(file, start, rows, f"{index:05d}-{Path(file).stem}-{start:010d}")
+    for start in range(0, file.rows, shard_rows):
+        rows = min(shard_rows, file.rows - start)
+        yield Shard(file.path, start, rows, f"{index:05d}-{Path(file.path).stem}-{start:010d}")
 
 
-def _row_count(file: str) -> int:
-    if file.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(file).metadata.num_rows)
-    with open(file, "rb") as stream:
-        return sum(1 for _ in stream)
-
-
-def _read_shard(shard: Shard, fields: list[str]) -> Any:
-    """The shard's rows as an Arrow table, with their source position (of a JSONL file, the
-    ``fields`` and ``_line_error``; of a Parquet file, every column)."""
-    import pyarrow as pa
-
-    if shard.file.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(shard.file).slice(shard.start, shard.rows)
-        names = table.column_names
-        columns = {name: table[name] for name in names}
-    else:
-        columns = _read_jsonl(shard, fields)
-    positions = {
-        "source_file": pa.array([shard.file] * shard.rows, pa.string()),
-        "source_row": pa.array(range(shard.start, shard.start + shard.rows), pa.int64()),
-    }
-    return pa.table({**positions, **columns})
-
-
-def _read_jsonl(shard: Shard, fields: list[str]) -> dict[str, Any]:
-    """JSONL rows as string columns (a value that is not a string stays, as its JSON, for the
-    pruner to refuse) plus ``_line_error`` for lines that are not JSON objects."""
-    import pyarrow as pa
-
-    records: list[dict[str, Any]] = []
-    with open(shard.file, "rb") as stream:
-        for number, line in enumerate(stream):
-            if number < shard.start:
-                continue
-            if number >= shard.start + shard.rows:
-                break
-            problem = _line_problem(line, fields)
-            if isinstance(problem, str):
-                problem = {"_line_error": f"line {number + 1}: {problem}"}
-            records.append(problem)
-    return {
-        name: pa.array([record.get(name) for record in records], pa.string())
-        for name in [*fields, "_line_error"]
-    }
-
-
-def _line_problem(line: bytes, fields: list[str]) -> dict[str, Any] | str:
-    """The line's record, or what is wrong with it: the question and context must be strings,
-    the title (the third field, if any) a string or null."""
-    if not line.strip():
-        return "a blank line"
-    try:
-        record = json.loads(line)
-    except ValueError as error:  # not JSON, or not UTF-8
-        return f"not valid JSON: {error}"
-    if not isinstance(record, dict):
-        return f"expected a JSON object, got {type(record).__name__}"
-    for position, name in enumerate(fields):
-        value = record.get(name)
-        if name not in record and position < 2:
-            return f"missing field {name!r}"
-        if (value is not None and not isinstance(value, str)) or (value is None and position < 2):
-            return f"field {name!r} must be a string, got {json.dumps(value)[:40]}"
-    return record
+def _read_shard(shard: Shard, schema: pa.Schema, fields: list[str]) -> Any:
+    return read_shard(shard.file, shard.start, shard.rows, schema, fields)
 
 
 def _prune_table(pruner: BatchPruner, table: Any) -> Any:
     """The shard pruned, a bad line's reason (``_line_error``) taking the place of its error."""
     import pyarrow as pa
 
-    line_errors = table["_line_error"].to_pylist() if "_line_error" in table.column_names else None
+    line_errors = table[LINE_ERROR].to_pylist() if LINE_ERROR in table.column_names else None
     if line_errors is not None:
-        table = table.drop_columns(["_line_error"])
+        table = table.drop_columns([LINE_ERROR])
     pruned = pruner.prune_table(table)
     if line_errors is None:
         return pruned
@@ -274,6 +216,7 @@ def _write_atomically(table: Any, path: Path) -> None:
 
 def _ray_tables(
     pending: list[Shard],
+    schema: pa.Schema,
     fields: list[str],
     options: dict[str, Any],
     workers: int,
@@ -292,11 +235,14 @@ def _ray_tables(
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
 
-    def shard_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
-        return _read_shard(pending[item["shard"]], fields).to_pylist()  # type: ignore[no-any-return]
+    def shard_table(item: Any) -> Any:  # a table of one row: the shard's index
+        return pa.concat_tables(
+            _read_shard(pending[i], schema, fields) for i in item["shard"].to_pylist()
+        )
 
     dataset = ray.data.from_items([{"shard": i} for i in range(len(pending))])
-    rows = dataset.flat_map(shard_rows)
+    # Shards read as Arrow tables of the job's schema (rows as Python dicts would lose it).
+    rows = dataset.map_batches(shard_table, batch_size=1, batch_format="pyarrow")
     pruned = rows.map_batches(
         _RayShardPruner,
         fn_constructor_kwargs=options,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .batch_pruner import BatchPruner, arrow_types
+from .batch_pruner import BatchPruner, arrow_types, refuse_clashes
 
 
 class RayPruner(BatchPruner):
@@ -32,7 +32,8 @@ class RayPruner(BatchPruner):
     Table (returned as one), a pandas DataFrame or a dict of numpy arrays (returned as a
     DataFrame), with the input columns first and the result columns after them, each of one
     fixed Arrow type (see :func:`~pruning_encoder.engines.batch_pruner.arrow_types`), so that
-    every block of the output has the same schema.
+    every block of the output has the same schema. A batch with a column named like a result
+    column is refused (ValueError).
     """
 
     def __call__(self, batch: Any) -> Any:
@@ -45,6 +46,7 @@ class RayPruner(BatchPruner):
         # A column of mixed values (a number among strings) has no Arrow type: leave the input
         # in pandas, and give the results Arrow-backed columns of their fixed types.
         frame = pd.DataFrame(batch) if isinstance(batch, dict) else batch.copy()
+        refuse_clashes(frame.columns, self.output_columns, "The batch")
         read = [name for name in frame.columns if name in self.inputs]
         results = self.prune_columns({name: frame[name].tolist() for name in read})
         for name, values in results.items():
