@@ -15,11 +15,12 @@ import glob
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..context_pruning import check_text
 
 if TYPE_CHECKING:  # pyarrow is imported where used: the command line runs without it
     import pyarrow as pa
@@ -31,7 +32,6 @@ JSON_TEXT = {"encoding": "json"}
 # _manifest.jsonl and .part-*.tmp among them.
 HIDDEN_PREFIXES = (".", "_")
 _CHUNK = 10_000
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -266,24 +266,26 @@ def parse_line(line: bytes) -> tuple[dict[str, Any], str | None]:
         return {}, f"expected a JSON object, got {type(record).__name__}"
     problem = None
     for name, value in list(record.items()):
-        surrogate = _lone_surrogate(name) or _lone_surrogate(value)
-        if surrogate:
+        invalid = _invalid_text(name, "a field's name") or _invalid_text(value, f"field {name!r}")
+        if invalid:
             del record[name]  # Arrow cannot hold it
-            problem = problem or (
-                f"field {name[:40]!r} holds a lone surrogate (U+{ord(surrogate):04X}): not "
-                "valid Unicode text"
-            )
+            problem = problem or invalid
     return record, problem
 
 
-def _lone_surrogate(value: Any) -> str | None:
+def _invalid_text(value: Any, what: str) -> str | None:
+    """Why ``value`` (a string, or strings nested in lists and objects) is not valid Unicode
+    text, by the rule of every surface (:func:`check_text`); None if it is."""
     if isinstance(value, str):
-        found = _LONE_SURROGATE.search(value)
-        return found.group() if found else None
+        try:
+            check_text(value, what[:50])
+        except ValueError as error:
+            return str(error)
+        return None
     if isinstance(value, dict):
         value = [*value.keys(), *value.values()]
     if isinstance(value, list):
-        return next((s for s in map(_lone_surrogate, value) if s), None)
+        return next((s for s in (_invalid_text(v, what) for v in value) if s), None)
     return None
 
 
