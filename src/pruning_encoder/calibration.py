@@ -12,7 +12,8 @@ scored with :func:`~pruning_encoder.evaluation.pruning_metrics`, so each row of 
   (records with ``answers``), and ``relevant_kept``: the share of relevant sentences kept
   (sentence recall against ``relevant_spans``);
 - ``removed_relevant_pct`` / ``removed_irrelevant_pct``: characters removed from the relevant and
-  from the irrelevant texts, and ``removed_pct`` from all texts;
+  from the irrelevant texts, ``removed_evidence_pct`` / ``removed_distractor_pct`` from inside and
+  outside the relevant spans, and ``removed_pct`` from all texts;
 - ``tokens_kept_pct``: tokens of the model's tokenizer kept, out of every text's sentences.
 
 Targets: ``target_answer_kept`` picks the highest threshold (the most removed) whose
@@ -35,6 +36,7 @@ import numpy as np
 from .benchmark import _highest_reaching
 from .context_pruning import Document, _count_tokens, _kept_spans
 from .dataset import Record, load_records
+from .evaluation import _LABELS as METRIC_LABELS
 from .evaluation import GRID, _mostly_inside, _run_model, _units, pruning_metrics
 from .token_budget import select_sentences
 
@@ -46,17 +48,24 @@ CURVE_COLUMNS = (
     "relevant_kept",
     "removed_relevant_pct",
     "removed_irrelevant_pct",
+    "removed_evidence_pct",
+    "removed_distractor_pct",
     "removed_pct",
     "tokens_kept_pct",
 )
 _LABELS = {
+    **METRIC_LABELS,
     "threshold": "threshold",
-    "answer_kept": "answer kept",
     "relevant_kept": "relevant kept",
-    "removed_relevant_pct": "rm relevant %",
-    "removed_irrelevant_pct": "rm irrelevant %",
     "removed_pct": "rm all %",
     "tokens_kept_pct": "tokens kept %",
+}
+_PLOT_LABELS = {
+    "answer_kept": "answer kept",
+    "relevant_kept": "relevant sentences kept",
+    "removed_pct": "characters removed (all texts)",
+    "removed_distractor_pct": "characters removed (outside relevant spans)",
+    "tokens_kept_pct": "tokens kept",
 }
 _TARGET_LABELS = {
     "answer_kept": "answer kept",
@@ -122,7 +131,7 @@ def calibrate(
     curve = _curve(model, records, units, results)
     column = "removed_pct" if metric == "compression" else metric
     scale = 100.0 if metric == "compression" else 1.0
-    values = np.array([np.nan if row[column] is None else row[column] / scale for row in curve])
+    values = np.array([np.nan if (v := row[column]) is None else v / scale for row in curve])
     if metric == "compression":  # the lowest threshold that removes enough keeps the most
         reached = np.flatnonzero(values >= target - 1e-9)
         threshold = float(GRID[reached[0]]) if len(reached) else None
@@ -264,6 +273,8 @@ def _curve(
                 "relevant_kept": metrics["sentence_recall"],
                 "removed_relevant_pct": metrics["removed_relevant_pct"],
                 "removed_irrelevant_pct": metrics["removed_irrelevant_pct"],
+                "removed_evidence_pct": metrics["removed_evidence_pct"],
+                "removed_distractor_pct": metrics["removed_distractor_pct"],
                 "removed_pct": 100.0 * (1.0 - kept_chars / total_chars) if total_chars else None,
                 "tokens_kept_pct": 100.0 * kept_tokens / total_tokens if total_tokens else None,
             }
@@ -289,9 +300,10 @@ def summary(calibration: dict[str, Any]) -> str:
             f"No threshold of {GRID[0]:.2f}..{GRID[-1]:.2f} reaches {wanted} (the best is {shown})."
         )
     row = _row_at(calibration, calibration["threshold"])
+    reached = "" if column == "removed_pct" else f"{label} {_cell(column, row[column])}, "
     return (
-        f"Threshold {calibration['threshold']:.2f} reaches {wanted}: {label} "
-        f"{_cell(column, row[column])}, {row['removed_pct']:.1f}% of the characters removed, "
+        f"Threshold {calibration['threshold']:.2f} reaches {wanted}: {reached}"
+        f"{row['removed_pct']:.1f}% of the characters removed, "
         f"{row['tokens_kept_pct']:.1f}% of the tokens kept "
         f"(the model's default threshold is {calibration['default_threshold']:.2f})."
     )
@@ -353,14 +365,14 @@ def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) 
         ("answer_kept", "-"),
         ("relevant_kept", "-"),
         ("removed_pct", "--"),
-        ("removed_irrelevant_pct", ":"),
+        ("removed_distractor_pct", ":"),
         ("tokens_kept_pct", "-."),
     ):
         values = [row[name] for row in curve]
         if any(v is None for v in values):
             continue
         scale = 100.0 if name.endswith("_pct") else 1.0
-        axes.plot(thresholds, [v / scale for v in values], style, label=_LABELS[name])
+        axes.plot(thresholds, [v / scale for v in values], style, label=_PLOT_LABELS[name])
     target = calibration["target"]
     axes.axhline(target["value"], color="grey", linewidth=0.8)
     if calibration["threshold"] is not None:
