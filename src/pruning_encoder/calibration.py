@@ -359,7 +359,7 @@ def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) 
         raise ImportError(f"Plotting needs matplotlib: {_INSTALL_PLOT}") from error
     curve = calibration["curve"]
     thresholds = [row["threshold"] for row in curve]
-    figure = Figure(figsize=(7, 4.2), layout="constrained")
+    figure = Figure(figsize=(7, 4.8), layout="constrained")
     axes = figure.add_subplot()
     for name, style in (
         ("answer_kept", "-"),
@@ -388,7 +388,7 @@ def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) 
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.02)
     axes.set_title(f"target: {_TARGET_LABELS[target['metric']]} >= {target['value']:g}")
-    axes.legend(loc="center right", fontsize="small")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize="small")
     target_path = Path(path)
     staging = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex}{target_path.suffix}")
     try:
