@@ -37,7 +37,8 @@ from .benchmark import _highest_reaching
 from .context_pruning import Document, _count_tokens, _kept_spans
 from .dataset import Record, load_records
 from .evaluation import _LABELS as METRIC_LABELS
-from .evaluation import GRID, _mostly_inside, _run_model, _units, pruning_metrics
+from .evaluation import GRID, _mostly_inside, _units, pruning_metrics, sentence_probabilities
+from .sentence_splitter import Span
 from .token_budget import select_sentences
 
 __all__ = ["CURVE_COLUMNS", "calibrate", "format_calibration", "plot_calibration", "summary"]
@@ -120,15 +121,10 @@ def calibrate(
     records = _records(records)
     units = _units(records)
     metric, counts = _check_records(records, units, metric, target)
-    results = _run_model(
-        model,
-        records,
-        threshold=None,
-        batch_size=batch_size,
-        probabilities=True,
-        show_progress_bar=show_progress_bar,
+    spans, probabilities = sentence_probabilities(
+        model, records, batch_size=batch_size, show_progress_bar=show_progress_bar
     )
-    curve = _curve(model, records, units, results)
+    curve = _curve(model, records, units, spans, probabilities)
     column = "removed_pct" if metric == "compression" else metric
     scale = 100.0 if metric == "compression" else 1.0
     values = np.array([np.nan if (v := row[column]) is None else v / scale for row in curve])
@@ -172,7 +168,7 @@ def _records(records: Any) -> list[Record]:
 
 
 def _check_records(
-    records: list[Record], units: list[list[list[tuple[int, int]]]], metric: str, target: float
+    records: list[Record], units: list[list[list[Span]]], metric: str, target: float
 ) -> tuple[str, dict[str, int]]:
     """The metric the target applies to, and the counts; refuses records it cannot use."""
     has_answers = [bool(record.answers) for record in records]
@@ -224,11 +220,10 @@ def _check_records(
 def _curve(
     model: Any,
     records: list[Record],
-    units: list[list[list[tuple[int, int]]]],
-    results: list[list[dict[str, Any]]],
+    units: list[list[list[Span]]],
+    spans: list[list[list[Span]]],
+    probabilities: list[list[np.ndarray]],
 ) -> list[dict[str, float | None]]:
-    spans = [[[tuple(s) for s in r["sentence_spans"]] for r in group] for group in results]
-    probabilities = [[np.asarray(r["sentence_probabilities"]) for r in group] for group in results]
     tokens = [
         [
             np.asarray(
