@@ -246,3 +246,22 @@ def test_calibrate_refuses_a_missing_file(
     argv = ["calibrate", "--model", model_dir, "--data", "missing.jsonl", "--target-compression"]
     assert main([*argv, "0.5"]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["provence", "zilliz"])
+def test_imported_published_models_calibrate_and_save_the_same_way(
+    family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from published_formats import write_checkpoint
+
+    checkpoint = write_checkpoint(family, tmp_path / family)
+    data = tmp_path / "records.jsonl"
+    write_records(load_records(make_records()), data)
+    saved = tmp_path / "calibrated"
+    argv = ["calibrate", "--model", str(checkpoint), "--data", str(data), "--json"]
+    assert main([*argv, "--target-compression", "0.3", "--save", str(saved)]) == 0
+    threshold = json.loads(capsys.readouterr().out)["threshold"]
+    loaded = PruningEncoder.from_pretrained(saved, device="cpu")
+    assert loaded.config.default_threshold == threshold
+    imported = PruningEncoder.from_pretrained(checkpoint, device="cpu")
+    assert imported.calibrate(data, target_compression=0.3)["threshold"] == threshold
