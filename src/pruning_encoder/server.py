@@ -1,4 +1,5 @@
-"""The HTTP service: TEI's ``/rerank``, plus ``/prune``, ``/health`` and ``/info``.
+"""The HTTP service: TEI's ``/rerank``, plus ``/prune``, ``/health``, ``/info`` and a page to try
+the model at ``/`` (:func:`pruning_encoder.web.service_page`).
 
 ``create_app(model)`` builds a FastAPI app; ``pruning-encoder serve`` runs it with uvicorn.
 Requests never run the model on the event loop: a :class:`Batcher` gathers the documents of
