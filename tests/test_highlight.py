@@ -168,7 +168,8 @@ def test_prune_html_writes_one_self_contained_page(
     ("extra", "message"),
     [
         (["--input", "x.jsonl", "--highlight"], "--highlight and --html go with --question"),
-        (["--question", "q", "--highlight", "--json"], "--highlight prints text"),
+        (["--question", "q", "--highlight", "--json"], "--json prints the result: drop it"),
+        (["--question", "q", "--html", "p.html", "--json"], "--json prints the result: drop it"),
         (["--question", "q", "a.txt", "b.txt"], "several context FILEs go with --highlight"),
         (["--question", "q", "--html", "p.html", "--max-tokens", "5"], "--max-tokens does not"),
     ],

@@ -209,8 +209,8 @@ def _check_prune_mode(args: argparse.Namespace) -> None:
         raise CliError("--engine goes with --input")
     if args.input is not None and (args.highlight or args.html):
         raise CliError("--highlight and --html go with --question")
-    if args.highlight and args.json:
-        raise CliError("--highlight prints text: drop --json (or --highlight)")
+    if args.json and (args.highlight or args.html):
+        raise CliError("--json prints the result: drop it with --highlight or --html")
     if args.html and args.max_tokens is not None:
         raise CliError("--max-tokens does not go with --html: its slider applies thresholds only")
     if len(args.context) > 1 and not (args.highlight or args.html):
