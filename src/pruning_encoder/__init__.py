@@ -22,6 +22,7 @@ from transformers import (
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_pruning_encoder import PruningEncoderConfig
+from .highlight import highlight
 from .modeling_pruning_encoder import (
     PIPELINE_TASK,
     PruningEncoderForSequenceClassification,
@@ -53,5 +54,6 @@ __all__ = [
     "PruningEncoderForTokenClassification",
     "PruningEncoderModel",
     "__version__",
+    "highlight",
     "split_sentences",
 ]

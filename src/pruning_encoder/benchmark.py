@@ -39,6 +39,7 @@ from .evaluation import (
     _units,
     pruning_metrics,
     ranking_metrics,
+    sentence_probabilities,
 )
 from .sentence_splitter import Span
 
@@ -142,16 +143,9 @@ def choose_threshold_for_answer_kept(
     if not 0.0 <= target <= 1.0:
         raise ValueError(f"target must be within [0, 1], got {target}")
     records = list(records)
-    results = _run_model(
-        model,
-        records,
-        threshold=None,
-        batch_size=batch_size,
-        probabilities=True,
-        show_progress_bar=show_progress_bar,
+    spans, probabilities = sentence_probabilities(
+        model, records, batch_size=batch_size, show_progress_bar=show_progress_bar
     )
-    spans = [[[tuple(s) for s in r["sentence_spans"]] for r in group] for group in results]
-    probabilities = [[np.asarray(r["sentence_probabilities"]) for r in group] for group in results]
     curve = _answer_kept_by_threshold(
         records, spans, probabilities, strict=True, kept_spans=_kept_spans
     )

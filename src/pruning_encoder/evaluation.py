@@ -62,6 +62,7 @@ __all__ = [
     "ndcg_at_k",
     "pruning_metrics",
     "ranking_metrics",
+    "sentence_probabilities",
 ]
 
 logger = logging.getLogger(__name__)
@@ -294,6 +295,32 @@ def _run_model(
     return _regroup(records, results)
 
 
+def sentence_probabilities(
+    model: Any,
+    records: Sequence[Record],
+    *,
+    batch_size: int = 32,
+    show_progress_bar: bool | None = None,
+) -> tuple[list[list[list[Span]]], list[list[np.ndarray]]]:
+    """What every threshold search sweeps, from one ``process()`` pass over every (query, text)
+    pair: per record and text, the sentence spans and their keep-probabilities (``[sentences]``).
+    """
+    results = _run_model(
+        model,
+        records,
+        threshold=None,
+        batch_size=batch_size,
+        probabilities=True,
+        show_progress_bar=show_progress_bar,
+    )
+    spans = [[[(s, e) for s, e in r["sentence_spans"]] for r in group] for group in results]
+    probabilities = [
+        [np.asarray(r["sentence_probabilities"], dtype=np.float64) for r in group]
+        for group in results
+    ]
+    return spans, probabilities
+
+
 def choose_threshold(
     model: Any,
     records: Sequence[Record],
@@ -311,20 +338,17 @@ def choose_threshold(
     ``process()``), with the units and rules of :func:`pruning_metrics`. Ties go to the lowest
     threshold.
     """
-    results = _run_model(
-        model,
-        records,
-        threshold=None,
-        batch_size=batch_size,
-        probabilities=True,
-        show_progress_bar=show_progress_bar,
+    all_spans, all_probabilities = sentence_probabilities(
+        model, records, batch_size=batch_size, show_progress_bar=show_progress_bar
     )
     relevant, kept_chars, lengths = [], [], []
-    for record, record_results, record_units in zip(records, results, _units(records), strict=True):
-        for i, (result, units) in enumerate(zip(record_results, record_units, strict=True)):
+    for record, record_spans, record_probs, record_units in zip(
+        records, all_spans, all_probabilities, _units(records), strict=True
+    ):
+        for i, (spans, probs, units) in enumerate(
+            zip(record_spans, record_probs, record_units, strict=True)
+        ):
             rel, length = _unit_arrays(record, i, units)
-            spans = result["sentence_spans"]
-            probs = np.asarray(result["sentence_probabilities"], dtype=np.float64)
             overlap = np.array(
                 [[_overlap(u, [s]) for s in spans] for u in units], dtype=np.float64
             ).reshape(len(units), len(spans))

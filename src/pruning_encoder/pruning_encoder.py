@@ -331,6 +331,35 @@ class PruningEncoder(nn.Module):
             ranked.append(entry)
         return ranked
 
+    def calibrate(
+        self,
+        records: Any,
+        *,
+        target_answer_kept: float | None = None,
+        target_compression: float | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> dict[str, Any]:
+        """The keep threshold that reaches a target on ``records``, and the trade-off curve;
+        see :func:`pruning_encoder.calibration.calibrate` for the rules and the result.
+
+        Example:
+            >>> calibration = model.calibrate("records.jsonl", target_answer_kept=0.95)
+            ... # doctest: +SKIP
+            >>> model.config.default_threshold = calibration["threshold"]  # doctest: +SKIP
+            >>> model.save_pretrained("calibrated")  # doctest: +SKIP
+        """
+        from .calibration import calibrate
+
+        return calibrate(
+            self,
+            records,
+            target_answer_kept=target_answer_kept,
+            target_compression=target_compression,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+        )
+
     def save_pretrained(
         self, save_directory: str | os.PathLike[str], *, export_ranking_model: bool = False
     ) -> None:

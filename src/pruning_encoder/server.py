@@ -1,4 +1,5 @@
-"""The HTTP service: TEI's ``/rerank``, plus ``/prune``, ``/health`` and ``/info``.
+"""The HTTP service: TEI's ``/rerank``, plus ``/prune``, ``/health``, ``/info`` and a page to try
+the model at ``/`` (:func:`pruning_encoder.web.service_page`).
 
 ``create_app(model)`` builds a FastAPI app; ``pruning-encoder serve`` runs it with uvicorn.
 Requests never run the model on the event loop: a :class:`Batcher` gathers the documents of
@@ -21,8 +22,8 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
@@ -33,9 +34,11 @@ from .context_pruning import (
     prune_group,
     ranking_scores,
 )
+from .highlight import highlight
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 from .token_budget import check_max_tokens
+from .web import service_page
 
 DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
@@ -60,7 +63,26 @@ MaxTokens = Annotated[int | None, _rule(check_max_tokens)]
 Text = Annotated[str, AfterValidator(lambda text: check_text(text, "the text"))]
 
 
-class RerankRequest(BaseModel):
+class Tags(BaseModel):
+    """``pre_tag`` and ``post_tag``: with both, each result gains ``highlighted`` (the whole
+    text with its kept sentences wrapped in them, as :func:`~pruning_encoder.highlight`)."""
+
+    pre_tag: Text | None = None
+    post_tag: Text | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Tags:
+        if (self.pre_tag is None) != (self.post_tag is None):
+            raise ValueError("pre_tag and post_tag go together: give both or neither")
+        return self
+
+    def highlighted(self, result: dict[str, Any], text: str) -> str | None:
+        if self.pre_tag is None or self.post_tag is None:
+            return None
+        return highlight(result, text, pre_tag=self.pre_tag, post_tag=self.post_tag)
+
+
+class RerankRequest(Tags):
     """TEI's rerank request, plus ``prune`` (add ``pruned_text``) and its ``threshold``."""
 
     query: Text
@@ -74,19 +96,27 @@ class RerankRequest(BaseModel):
     threshold: Threshold = None
     max_tokens: MaxTokens = None
 
+    @model_validator(mode="after")
+    def _tags_need_pruning(self) -> RerankRequest:
+        if self.pre_tag is not None and not self.prune:
+            raise ValueError("pre_tag and post_tag mark pruned texts: they need prune: true")
+        return self
+
 
 class Rank(BaseModel):
     index: int
     score: float
     text: str | None = None
     pruned_text: str | None = None
+    highlighted: str | None = None
 
 
-class PruneRequest(BaseModel):
+class PruneRequest(Tags):
     question: Text
     contexts: list[Text]
     threshold: Threshold = None
     max_tokens: MaxTokens = None
+    return_sentence_probabilities: bool = False
 
 
 class PruneResult(BaseModel):
@@ -95,6 +125,9 @@ class PruneResult(BaseModel):
     compression_rate: float
     kept_spans: list[tuple[int, int]]
     kept_tokens: int | None = None
+    highlighted: str | None = None
+    sentence_spans: list[tuple[int, int]] | None = None
+    sentence_probabilities: list[float] | None = None
 
 
 class PruneResponse(BaseModel):
@@ -307,6 +340,11 @@ def create_app(
             _pruned, model, request, documents, logits, probabilities, threshold
         )
 
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        """A page to try the model: question, contexts, highlighted results, threshold slider."""
+        return service_page()
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -374,6 +412,7 @@ def _ranks(
             rank.text = request.texts[i]
         if pruned is not None:
             rank.pruned_text = pruned[i]["pruned_context"]
+            rank.highlighted = request.highlighted(pruned[i], request.texts[i])
         ranks.append(rank)
     return ranks
 
@@ -396,6 +435,10 @@ def _pruned(
         threshold=threshold,
         always_select_title=False,
         max_tokens=request.max_tokens,
+        with_probabilities=request.return_sentence_probabilities,
         zero_score_when_empty=model.config.zero_score_when_empty,
     )
+    if request.pre_tag is not None:
+        for result, text in zip(results, request.contexts, strict=True):
+            result["highlighted"] = request.highlighted(result, text)
     return PruneResponse(results=[PruneResult(**result) for result in results])

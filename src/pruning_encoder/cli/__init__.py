@@ -2,8 +2,8 @@
 
 One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
 ``console_options()`` and ``model_options()``: ``prune``, ``rank``, ``train``, ``eval``,
-``build-data``, ``export``, ``convert`` and ``serve``. Without ``--model``, the bundled
-default model is used.
+``calibrate``, ``build-data``, ``export``, ``convert`` and ``serve``. Without ``--model``, the
+bundled default model is used.
 
 Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
 (bad arguments, unreadable input, a model that does not load).
@@ -13,8 +13,9 @@ subcommands share (exit codes, ``CliError``, the option groups, loading the mode
 input and writing output atomically, the console); ``jsonl`` the batch ``--input`` JSONL
 machinery of ``prune`` and ``rank``; then one module per subcommand with its epilog, its
 ``add_*(commands, parents)`` and its handler: ``prune``, ``rank``, ``train``, ``evaluate``
-(``eval``), ``build_data``, ``export``, ``convert`` and ``serve``. The heavy modules a
-subcommand needs (training, evaluation, the server) are imported by its handler, when it runs.
+(``eval``), ``calibrate``, ``build_data``, ``export``, ``convert`` and ``serve``. The heavy
+modules a subcommand needs (training, evaluation, the server) are imported by its handler, when it
+runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Callable
 
 from .build_data import add_build_data
+from .calibrate import add_calibrate
 from .common import (
     EXIT_USAGE,
     PROG,
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rank(commands, parents=[console_options(), model_options()])
     add_train(commands, parents=[console_options()])
     add_eval(commands, parents=[console_options(), model_options()])
+    add_calibrate(commands, parents=[console_options(), model_options()])
     add_build_data(commands, parents=[console_options()])
     add_export(commands, parents=[console_options(), model_choice()])
     add_convert(commands, parents=[console_options()])

@@ -32,6 +32,11 @@ EXIT_USAGE = 2
 
 Options = dict[str, Any]
 
+COLOR_CHOICES = ("auto", "always", "never")
+# Black on yellow, bold: readable on dark and light terminals alike.
+ANSI_MARK = "\x1b[1;30;43m"
+ANSI_RESET = "\x1b[0m"
+
 
 class CliError(Exception):
     """A failure reported as one ``error: ...`` line on stderr, without a traceback.
@@ -218,6 +223,15 @@ def console(*, verbose: bool) -> Iterator[None]:
         hf_logging.set_verbosity(hf_verbosity)
         if hf_progress:
             hf_logging.enable_progress_bar()
+
+
+def use_color(choice: str, stream: TextIO) -> bool:
+    """``--color``: always, never, or (auto) when ``stream`` is a terminal, ``NO_COLOR`` is
+    unset and ``TERM`` is not ``dumb`` (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    interactive = stream.isatty()
+    return interactive and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from ..engines.corpus import ENGINES, prune_corpus
+from ..highlight import highlight
 from ..pruning_encoder import PruningEncoder
+from ..web import html_report
 from .common import (
+    ANSI_MARK,
+    ANSI_RESET,
+    COLOR_CHOICES,
     EXIT_INVALID_INPUT,
     EXIT_OK,
     PROG,
@@ -18,11 +24,13 @@ from .common import (
     Options,
     chosen_model_path,
     load_model,
+    open_output,
     output_options,
     positive_int,
     probability,
     read_text,
     token_budget,
+    use_color,
 )
 from .jsonl import InvalidLines, map_jsonl
 
@@ -37,6 +45,8 @@ examples:
   cat article.txt | {PROG} prune --model my-model --question "Who wrote Hamlet?" --json
   {PROG} prune --model my-model --input pairs.jsonl --output pruned.jsonl
   {PROG} prune --model my-model --input 'corpus/*.parquet' --output pruned/ --engine ray
+  {PROG} prune --question "Who wrote Hamlet?" --highlight article.txt
+  {PROG} prune --question "Who wrote Hamlet?" --html page.html article.txt other.txt
 
 Each --input line is a JSON object with string fields "question" and "context"; its output line
 is the same object plus {", ".join(RESULT_FIELDS)}.
@@ -67,7 +77,10 @@ def add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--input", metavar="JSONL", help="prune the question/context pair of each line (- stdin)"
     )
     prune.add_argument(
-        "context", nargs="?", metavar="FILE", help="the context for --question (default, -: stdin)"
+        "context",
+        nargs="*",
+        metavar="FILE",
+        help="the context for --question (default, -: stdin); several with --highlight or --html",
     )
     prune.add_argument(
         "--threshold",
@@ -83,6 +96,25 @@ def add_prune(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         "fit N tokens of the model's tokenizer (adds kept_tokens to JSON results)",
     )
     output_options(prune, "the full result")
+    shown = prune.add_argument_group("seeing what is kept (with --question)")
+    shown.add_argument(
+        "--highlight",
+        action="store_true",
+        help="print the whole context with the kept sentences marked",
+    )
+    shown.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default="auto",
+        help="with --highlight, mark in colour (auto: when stdout is a terminal and NO_COLOR is "
+        "unset) or with [[ ]] brackets (default: auto)",
+    )
+    shown.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write a self-contained page: each document with its score, kept sentences marked, "
+        "keep-probabilities on hover and a threshold slider",
+    )
     corpus = prune.add_argument_group(
         "corpus mode (--engine): --input is a JSONL or Parquet file, folder or glob, --output a "
         "folder of Parquet shards (every input field passes through, in one schema); a rerun "
@@ -168,7 +200,7 @@ def _prune_corpus(args: argparse.Namespace, model_path: str) -> int:
 
 def _check_prune_mode(args: argparse.Namespace) -> None:
     """Refuse the options of the other mode: argparse cannot tie them to --question or --input."""
-    if args.input is not None and args.context is not None:
+    if args.input is not None and args.context:
         raise CliError("a context FILE goes with --question; with --input, contexts are in JSONL")
     if args.input is not None and args.json:
         raise CliError("--json goes with --question; --input always writes JSON lines")
@@ -176,17 +208,57 @@ def _check_prune_mode(args: argparse.Namespace) -> None:
         raise CliError("--output goes with --input; --question prints to stdout")
     if args.question is not None and args.engine is not None:
         raise CliError("--engine goes with --input")
+    if args.input is not None and (args.highlight or args.html):
+        raise CliError("--highlight and --html go with --question")
+    if args.json and (args.highlight or args.html):
+        raise CliError("--json prints the result: drop it with --highlight or --html")
+    if args.html and args.max_tokens is not None:
+        raise CliError("--max-tokens does not go with --html: its slider applies thresholds only")
+    if len(args.context) > 1 and not (args.highlight or args.html):
+        raise CliError("several context FILEs go with --highlight or --html")
 
 
 def _prune_text(args: argparse.Namespace, model_path: str, options: Options) -> int:
-    context = read_text(args.context or "-")
+    names = args.context or ["-"]
+    contexts = [read_text(name) for name in names]
     model = load_model(model_path, args)
     try:
-        result = model.process(args.question, context, **options)
+        results = model.process(
+            args.question, contexts, return_sentence_probabilities=bool(args.html), **options
+        )
     except (ValueError, TypeError) as exc:
         raise CliError(f"cannot prune: {exc}", EXIT_INVALID_INPUT) from None
-    print(json.dumps(result) if args.json else result["pruned_context"])
+    if args.html:
+        labels = ["stdin" if name == "-" else name for name in names]
+        page = html_report(
+            model, args.question, contexts, names=labels, threshold=args.threshold, results=results
+        )
+        with open_output(args.html) as out:
+            out.write(page)
+    if args.highlight:
+        print(_highlighted(names, contexts, results, color=use_color(args.color, sys.stdout)))
+    elif not args.html:
+        result = results[0]
+        print(json.dumps(result) if args.json else result["pruned_context"])
     return EXIT_OK
+
+
+def _highlighted(
+    names: list[str], contexts: list[str], results: list[dict[str, Any]], *, color: bool
+) -> str:
+    """Each context with its kept sentences marked; several under a ``== FILE ==`` line."""
+    pre, post = (ANSI_MARK, ANSI_RESET) if color else ("[[", "]]")
+    texts = [
+        highlight(r, c, pre_tag=pre, post_tag=post) for r, c in zip(results, contexts, strict=True)
+    ]
+    if len(texts) == 1:
+        return texts[0]
+    blocks = []
+    for name, text, result in zip(names, texts, results, strict=True):
+        score = result["reranking_score"]
+        scored = "" if score is None else f" (score {score:.3f})"
+        blocks.append(f"== {name}{scored} ==\n{text}")
+    return "\n\n".join(blocks)
 
 
 def _prune_jsonl(args: argparse.Namespace, model_path: str, options: Options) -> int:

@@ -1,0 +1,393 @@
+"""Calibrate the keep threshold on your own records: the trade-off curve and the threshold that
+reaches a target.
+
+One ``process(..., return_sentence_probabilities=True)`` call scores every sentence of every
+record (one forward pass per text, whatever the number of thresholds); every threshold of the
+grid 0.01, 0.02, ..., 0.99 is then applied to those probabilities with ``process()``'s own rule
+(:func:`~pruning_encoder.token_budget.select_sentences`, kept runs as in ``kept_spans``) and
+scored with :func:`~pruning_encoder.evaluation.pruning_metrics`, so each row of the curve is what
+``eval --threshold T`` would report. A row holds:
+
+- ``answer_kept``: the share of relevant texts whose pruned text still holds every answer
+  (records with ``answers``), and ``relevant_kept``: the share of relevant sentences kept
+  (sentence recall against ``relevant_spans``);
+- ``removed_relevant_pct`` / ``removed_irrelevant_pct``: characters removed from the relevant and
+  from the irrelevant texts, ``removed_evidence_pct`` / ``removed_distractor_pct`` from inside and
+  outside the relevant spans, and ``removed_pct`` from all texts;
+- ``tokens_kept_pct``: tokens of the model's tokenizer kept, out of every text's sentences.
+
+Targets: ``target_answer_kept`` picks the highest threshold (the most removed) whose
+``answer_kept`` (or, for records with spans but no answers, ``relevant_kept``) reaches the target;
+``target_compression`` the lowest threshold (the most kept) whose ``removed_pct`` reaches
+``100 * target``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .benchmark import _highest_reaching
+from .context_pruning import Document, _count_tokens, _kept_spans
+from .dataset import Record, load_records
+from .evaluation import _LABELS as METRIC_LABELS
+from .evaluation import GRID, _mostly_inside, _units, pruning_metrics, sentence_probabilities
+from .sentence_splitter import Span
+from .token_budget import select_sentences
+
+__all__ = ["CURVE_COLUMNS", "calibrate", "format_calibration", "plot_calibration", "summary"]
+
+CURVE_COLUMNS = (
+    "threshold",
+    "answer_kept",
+    "relevant_kept",
+    "removed_relevant_pct",
+    "removed_irrelevant_pct",
+    "removed_evidence_pct",
+    "removed_distractor_pct",
+    "removed_pct",
+    "tokens_kept_pct",
+)
+_LABELS = {
+    **METRIC_LABELS,
+    "threshold": "threshold",
+    "relevant_kept": "relevant kept",
+    "removed_pct": "rm all %",
+    "tokens_kept_pct": "tokens kept %",
+}
+_PLOT_LABELS = {
+    "answer_kept": "answer kept",
+    "relevant_kept": "relevant sentences kept",
+    "removed_pct": "characters removed (all texts)",
+    "removed_distractor_pct": "characters removed (outside relevant spans)",
+    "tokens_kept_pct": "tokens kept",
+}
+_TARGET_LABELS = {
+    "answer_kept": "answer kept",
+    "relevant_kept": "relevant sentences kept",
+    "compression": "characters removed",
+}
+_INSTALL_PLOT = "pip install 'pruning-encoder[plot]'"
+
+
+def calibrate(
+    model: Any,
+    records: str | os.PathLike[str] | Iterable[dict[str, Any]] | Sequence[Record],
+    *,
+    target_answer_kept: float | None = None,
+    target_compression: float | None = None,
+    batch_size: int = 32,
+    show_progress_bar: bool | None = None,
+) -> dict[str, Any]:
+    """Sweep the keep threshold over ``records`` and choose the one that reaches the target.
+
+    Args:
+        model: A :class:`~pruning_encoder.PruningEncoder` (any backend, imported models too).
+        records: Records in the training format (a JSONL path, dicts or
+            :class:`~pruning_encoder.dataset.Record`), each with ``answers`` or
+            ``relevant_spans``.
+        target_answer_kept: In (0, 1]: keep every answer of this share of the relevant texts
+            (relevant sentences instead, when the records have spans but no answers).
+        target_compression: In (0, 1]: remove this share of all characters.
+        batch_size: Passed to ``process()``.
+        show_progress_bar: Passed to ``process()``.
+
+    Returns:
+        ``{"threshold": the chosen threshold or None when no grid threshold reaches the
+        target, "target": {"metric": "answer_kept" | "relevant_kept" | "compression",
+        "value": ...}, "curve": [row per grid threshold, keys CURVE_COLUMNS, values None where
+        they do not apply], "default_threshold": the model's, "counts": {...}}``,
+        JSON-serialisable.
+
+    Raises:
+        ValueError: Not exactly one target, a target outside (0, 1], a record without answers
+            or relevant spans, or too few relevant texts (sentences) to tell the target apart
+            from 1.0; :class:`~pruning_encoder.dataset.DataError` on malformed records.
+        TypeError: A target that is not a number.
+
+    Example:
+        >>> calibration = model.calibrate("examples/calibration.jsonl", target_answer_kept=0.9)
+        ... # doctest: +SKIP
+        >>> calibration["threshold"]  # doctest: +SKIP
+        0.27
+    """
+    metric, target = _target(target_answer_kept, target_compression)
+    records = _records(records)
+    units = _units(records)
+    metric, counts = _check_records(records, units, metric, target)
+    spans, probabilities = sentence_probabilities(
+        model, records, batch_size=batch_size, show_progress_bar=show_progress_bar
+    )
+    curve = _curve(model, records, units, spans, probabilities)
+    column = "removed_pct" if metric == "compression" else metric
+    scale = 100.0 if metric == "compression" else 1.0
+    values = np.array([np.nan if (v := row[column]) is None else v / scale for row in curve])
+    if metric == "compression":  # the lowest threshold that removes enough keeps the most
+        reached = np.flatnonzero(values >= target - 1e-9)
+        threshold = float(GRID[reached[0]]) if len(reached) else None
+    else:  # the highest that keeps enough removes the most
+        threshold = _highest_reaching(values, target)
+    return {
+        "threshold": threshold,
+        "target": {"metric": metric, "value": target},
+        "curve": curve,
+        "default_threshold": float(model.config.default_threshold),
+        "counts": counts,
+    }
+
+
+def _target(answer_kept: float | None, compression: float | None) -> tuple[str, float]:
+    if (answer_kept is None) == (compression is None):
+        raise ValueError("Give one target: target_answer_kept or target_compression.")
+    name, value = (
+        ("target_answer_kept", answer_kept)
+        if answer_kept is not None
+        else ("target_compression", compression)
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise TypeError(f"{name} must be a number in (0, 1], got {value!r}.")
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be within (0, 1], got {value}.")
+    return ("answer_kept" if name == "target_answer_kept" else "compression"), float(value)
+
+
+def _records(records: Any) -> list[Record]:
+    if (
+        isinstance(records, list | tuple)
+        and records
+        and all(isinstance(r, Record) for r in records)
+    ):
+        return list(records)
+    return load_records(records)
+
+
+def _check_records(
+    records: list[Record], units: list[list[list[Span]]], metric: str, target: float
+) -> tuple[str, dict[str, int]]:
+    """The metric the target applies to, and the counts; refuses records it cannot use."""
+    has_answers = [bool(record.answers) for record in records]
+    has_spans = [any(spans for spans in record.relevant_spans) for record in records]
+    for i, (answers, spans) in enumerate(zip(has_answers, has_spans, strict=True)):
+        if not answers and not spans:
+            raise ValueError(
+                f"Record {i} has neither answers nor relevant_spans: calibration needs one or "
+                "the other in every record."
+            )
+    relevant_texts = sum(rel > 0 for record in records for rel in record.relevance)
+    relevant_sentences = sum(
+        _mostly_inside(unit, record.relevant_spans[i])
+        for record, record_units in zip(records, units, strict=True)
+        for i, spans in enumerate(record_units)
+        for unit in spans
+    )
+    counts = {
+        "records": len(records),
+        "texts": sum(len(record.texts) for record in records),
+        "relevant_texts": int(relevant_texts),
+        "relevant_sentences": int(relevant_sentences),
+    }
+    if metric == "compression":
+        return metric, counts
+    if all(has_answers):
+        metric, count, what = "answer_kept", relevant_texts, "relevant texts with answers"
+    elif all(has_spans):
+        metric, count, what = "relevant_kept", relevant_sentences, "relevant sentences"
+    else:
+        first = has_answers.index(False)
+        raise ValueError(
+            f"Record {first} has no answers and record {has_spans.index(False)} no relevant "
+            "spans: give every record answers (answer kept) or every record relevant_spans "
+            "(relevant sentences kept)."
+        )
+    # A share of n units moves in steps of 1/n: below 1/(1 - target) units, one miss already
+    # falls short of the target, which then cannot be told apart from 1.0.
+    needed = 1 if target >= 1.0 else math.ceil(round(1.0 / (1.0 - target), 6))
+    if count < needed:
+        raise ValueError(
+            f"Too few records for target_answer_kept={target:g}: it needs at least {needed} "
+            f"{what} (so that one miss in {needed} is allowed), and these {len(records)} "
+            f"records have {count}."
+        )
+    return metric, counts
+
+
+def _curve(
+    model: Any,
+    records: list[Record],
+    units: list[list[list[Span]]],
+    spans: list[list[list[Span]]],
+    probabilities: list[list[np.ndarray]],
+) -> list[dict[str, float | None]]:
+    tokens = [
+        [
+            np.asarray(
+                _count_tokens(model.tokenizer, Document(record.query, text, s), np.arange(len(s)))
+                if s
+                else [],
+                dtype=np.int64,
+            )
+            for text, s in zip(record.texts, record_spans, strict=True)
+        ]
+        for record, record_spans in zip(records, spans, strict=True)
+    ]
+    total_tokens = sum(int(t.sum()) for group in tokens for t in group)
+    total_chars = sum(len(text) for record in records for text in record.texts)
+    curve = []
+    for threshold in GRID.tolist():
+        kept, kept_tokens = [], 0
+        for record, record_spans, record_probs, record_tokens in zip(
+            records, spans, probabilities, tokens, strict=True
+        ):
+            selections = select_sentences(
+                record_probs, threshold=threshold, titles=[False] * len(record.texts)
+            )
+            kept.append(
+                [
+                    _kept_spans(text, s, selection.keep)
+                    for text, s, selection in zip(
+                        record.texts, record_spans, selections, strict=True
+                    )
+                ]
+            )
+            kept_tokens += sum(
+                int(t[selection.keep].sum())
+                for t, selection in zip(record_tokens, selections, strict=True)
+            )
+        metrics = pruning_metrics(records, kept, units)
+        kept_chars = sum(e - s for group in kept for text in group for s, e in text)
+        curve.append(
+            {
+                "threshold": threshold,
+                "answer_kept": metrics["answer_kept"],
+                "relevant_kept": metrics["sentence_recall"],
+                "removed_relevant_pct": metrics["removed_relevant_pct"],
+                "removed_irrelevant_pct": metrics["removed_irrelevant_pct"],
+                "removed_evidence_pct": metrics["removed_evidence_pct"],
+                "removed_distractor_pct": metrics["removed_distractor_pct"],
+                "removed_pct": 100.0 * (1.0 - kept_chars / total_chars) if total_chars else None,
+                "tokens_kept_pct": 100.0 * kept_tokens / total_tokens if total_tokens else None,
+            }
+        )
+    return curve
+
+
+def _row_at(calibration: dict[str, Any], threshold: float) -> dict[str, Any]:
+    return min(calibration["curve"], key=lambda row: abs(row["threshold"] - threshold))
+
+
+def summary(calibration: dict[str, Any]) -> str:
+    """One line: the chosen threshold and what it keeps, or why there is none."""
+    target = calibration["target"]
+    label = _TARGET_LABELS[target["metric"]]
+    column = "removed_pct" if target["metric"] == "compression" else target["metric"]
+    wanted = f"{label} >= {target['value']:g}"
+    if calibration["threshold"] is None:
+        values = [row[column] for row in calibration["curve"] if row[column] is not None]
+        best = max(values) if values else None
+        shown = "none" if best is None else _cell(column, best)
+        return (
+            f"No threshold of {GRID[0]:.2f}..{GRID[-1]:.2f} reaches {wanted} (the best is {shown})."
+        )
+    row = _row_at(calibration, calibration["threshold"])
+    reached = "" if column == "removed_pct" else f"{label} {_cell(column, row[column])}, "
+    return (
+        f"Threshold {calibration['threshold']:.2f} reaches {wanted}: {reached}"
+        f"{row['removed_pct']:.1f}% of the characters removed, "
+        f"{row['tokens_kept_pct']:.1f}% of the tokens kept "
+        f"(the model's default threshold is {calibration['default_threshold']:.2f})."
+    )
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if name == "threshold":
+        return f"{value:.2f}"
+    return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
+
+
+def format_calibration(calibration: dict[str, Any], *, step: float = 0.05) -> str:
+    """The trade-off table (every ``step`` of threshold, the chosen and the default threshold
+    marked) and the summary line."""
+    curve = calibration["curve"]
+    names = [n for n in CURVE_COLUMNS if any(row[n] is not None for row in curve)]
+    marks = {calibration["default_threshold"]: "default"}
+    if calibration["threshold"] is not None:
+        marks[calibration["threshold"]] = "chosen"
+    every = round(step * 100)
+    rows = []
+    for row in curve:
+        threshold = row["threshold"]
+        mark = next((m for t, m in marks.items() if abs(t - threshold) < 1e-9), "")
+        if mark or round(threshold * 100) % every == 0 or threshold in (GRID[0], GRID[-1]):
+            rows.append([*(_cell(n, row[n]) for n in names), f"<- {mark}" if mark else ""])
+    headers = [*(_LABELS[n] for n in names), ""]
+    widths = [max(len(r[j]) for r in [headers, *rows]) for j in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) for c, w in zip(cells[:-1], widths, strict=False)).rstrip() + (
+            f"  {cells[-1]}" if cells[-1] else ""
+        )
+
+    rule = "  ".join("-" * w for w in widths[:-1])
+    return "\n".join(
+        [line(headers).rstrip(), rule, *(line(r) for r in rows), "", summary(calibration)]
+    )
+
+
+def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Draw the curve to ``path`` (PNG, or any format matplotlib infers from the suffix),
+    atomically.
+
+    Raises:
+        ImportError: matplotlib is missing (the message has the install line).
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(f"Plotting needs matplotlib: {_INSTALL_PLOT}") from error
+    curve = calibration["curve"]
+    thresholds = [row["threshold"] for row in curve]
+    figure = Figure(figsize=(7, 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    for name, style in (
+        ("answer_kept", "-"),
+        ("relevant_kept", "-"),
+        ("removed_pct", "--"),
+        ("removed_distractor_pct", ":"),
+        ("tokens_kept_pct", "-."),
+    ):
+        values = [row[name] for row in curve]
+        if any(v is None for v in values):
+            continue
+        scale = 100.0 if name.endswith("_pct") else 1.0
+        axes.plot(thresholds, [v / scale for v in values], style, label=_PLOT_LABELS[name])
+    target = calibration["target"]
+    axes.axhline(target["value"], color="grey", linewidth=0.8)
+    if calibration["threshold"] is not None:
+        axes.axvline(calibration["threshold"], color="black", linewidth=1.0)
+        axes.annotate(
+            f"chosen {calibration['threshold']:.2f}",
+            (calibration["threshold"], 0.02),
+            xytext=(4, 0),
+            textcoords="offset points",
+        )
+    axes.set_xlabel("keep threshold")
+    axes.set_ylabel("share (0..1)")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_title(f"target: {_TARGET_LABELS[target['metric']]} >= {target['value']:g}")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize="small")
+    target_path = Path(path)
+    staging = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex}{target_path.suffix}")
+    try:
+        figure.savefig(staging, dpi=110)
+        os.replace(staging, target_path)
+    finally:
+        staging.unlink(missing_ok=True)
