@@ -167,12 +167,16 @@ def test_resuming_with_other_options_is_refused(model: str, tmp_path: Path) -> N
 def test_a_killed_ray_run_resumes_to_the_single_process_output(model: str, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     write_inputs(tmp_path / "in", 200)
-    assert run(tmp_path / "in", tmp_path / "local", model, "--engine", "local") == 1
+    # float32 in both: the Ray run's processes run the real bf16 probe, the test a pinned one.
+    local = ("--engine", "local", "--dtype", "float32")
+    assert run(tmp_path / "in", tmp_path / "local", model, *local) == 1
     command = [
         sys.executable,
         "-m",
         "pruning_encoder",
         "prune",
+        "--dtype",
+        "float32",
         "--model",
         model,
         "--input",

@@ -136,7 +136,8 @@ def test_a_ray_run_equals_one_process(ray_cluster: Any, saved: str, tmp_path: Pa
     ray = ray_cluster
     # A Ray dataset's column has one type: its non-string context is a null.
     items = rows(24, not_a_string=None)
-    kwargs = {"model": saved, "device": "cpu", "threshold": 0.5, "threads": 1}
+    # float32 in the workers too: they run the real bf16 probe, the test process a pinned one.
+    kwargs = {"model": saved, "device": "cpu", "dtype": "float32", "threshold": 0.5, "threads": 1}
     dataset = ray.data.from_items(items).map_batches(
         RayPruner,
         fn_constructor_kwargs=kwargs,

@@ -51,7 +51,9 @@ def test_a_spark_run_equals_one_process(session: Any, tiny_backbone: Path, tmp_p
     rows[7] = (7, QUESTION, " ", None)
     frame = session.createDataFrame(rows, "id long, question string, context string, title string")
     frame = frame.repartition(4)  # more partitions than workers: they reuse their pruner
-    options = {"model": model, "device": "cpu", "threads": 1, "threshold": 0.5, "max_tokens": 20}
+    # float32 in the workers too: they run the real bf16 probe, the test process a pinned one.
+    options = {"model": model, "device": "cpu", "dtype": "float32", "threads": 1}
+    options |= {"threshold": 0.5, "max_tokens": 20}
     prune = pruning_udf(title_column="title", **options)
     result = frame.withColumn("result", prune("question", "context", "title"))
     result = result.select("*", "result.*").drop("result")
