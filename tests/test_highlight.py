@@ -86,6 +86,10 @@ def test_html_escapes_the_text_never_the_tags() -> None:
 
 
 def test_spans_that_do_not_fit_are_refused() -> None:
+    with pytest.raises(ValueError, match="pre_tag and post_tag go together"):
+        highlight({"kept_spans": [(0, 1)]}, "abc", pre_tag="[[")
+    with pytest.raises(ValueError, match="pre_tag and post_tag go together"):
+        highlight({"kept_spans": [(0, 1)]}, "abc", post_tag="]]")
     with pytest.raises(ValueError, match="has no kept_spans"):
         highlight({"pruned_context": "x"}, "x")
     with pytest.raises(ValueError, match=r"kept span \[0, 9\] does not fit a context of 3"):

@@ -221,9 +221,11 @@ def test_a_window_longer_than_the_position_table_is_refused_naming_both(
     assert PruningEncoder(backbone, device="cpu", max_length=128).max_length == 128
 
 
-def test_config_of_another_model_type(tiny_backbone: Path) -> None:
+def test_config_of_another_model_type(tiny_backbone: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"holds a 'bert' model .*neither a PruningEncoder"):
         PruningEncoder.from_pretrained(tiny_backbone)
+    with pytest.raises(ValueError, match=r"holds no config\.json: it is not a saved model"):
+        PruningEncoder.from_pretrained(tmp_path)
 
 
 def test_saved_layout_is_the_spec(saved: Path) -> None:

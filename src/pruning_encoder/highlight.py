@@ -44,12 +44,23 @@ def marked_spans(context: str, kept_spans: Sequence[Sequence[int]]) -> list[tupl
     return marked
 
 
+def check_tags(pre_tag: str | None, post_tag: str | None) -> tuple[str, str] | None:
+    """The tags if both are given, None if neither is: the rule of every surface.
+
+    Raises:
+        ValueError: Only one of them is given.
+    """
+    if (pre_tag is None) != (post_tag is None):
+        raise ValueError("pre_tag and post_tag go together: give both or neither.")
+    return None if pre_tag is None or post_tag is None else (pre_tag, post_tag)
+
+
 def highlight(
     result: Mapping[str, Any],
     context: str,
     *,
-    pre_tag: str = DEFAULT_PRE_TAG,
-    post_tag: str = DEFAULT_POST_TAG,
+    pre_tag: str | None = None,
+    post_tag: str | None = None,
     html: bool = False,
 ) -> str:
     """``context`` with each run of kept sentences of ``result`` wrapped in the tags.
@@ -57,15 +68,16 @@ def highlight(
     Args:
         result: A ``process()`` result (only its ``kept_spans`` are read).
         context: The context ``result`` was computed for.
-        pre_tag: Written before each kept run.
-        post_tag: Written after each kept run.
+        pre_tag: Written before each kept run (default ``<mark>``); give both tags or neither.
+        post_tag: Written after each kept run (default ``</mark>``).
         html: Escape the context's text for HTML (the tags are written as given).
 
     Returns:
         The whole context with the kept runs marked.
 
     Raises:
-        ValueError: ``result`` has no ``kept_spans``, or they do not fit ``context``.
+        ValueError: Only one of the tags is given; ``result`` has no ``kept_spans``, or they do
+            not fit ``context``.
 
     Example:
         >>> context = "The Louvre opened in 1793. Cats purr."
@@ -74,6 +86,7 @@ def highlight(
         >>> highlight({"kept_spans": [(0, 26)]}, context, pre_tag="[[", post_tag="]]")
         '[[The Louvre opened in 1793.]] Cats purr.'
     """
+    pre_tag, post_tag = check_tags(pre_tag, post_tag) or (DEFAULT_PRE_TAG, DEFAULT_POST_TAG)
     if "kept_spans" not in result:
         raise ValueError("result has no kept_spans: pass a process() result.")
     escape = html_lib.escape if html else str

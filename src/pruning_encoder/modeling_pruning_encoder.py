@@ -514,6 +514,8 @@ def load_config(path: str, **hub_kwargs: Any) -> PruningEncoderConfig:
     """Read a PruningEncoder's ``config.json``; any other model type is a clear error."""
     config_dict, _ = PruningEncoderConfig.get_config_dict(path, **hub_kwargs)
     model_type = config_dict.get("model_type")
+    if not config_dict:  # transformers answers a folder without config.json with nothing
+        raise ValueError(f"{path} holds no config.json: it is not a saved model.")
     if model_type != PruningEncoderConfig.model_type:
         architectures = config_dict.get("architectures")
         raise ValueError(

@@ -34,7 +34,7 @@ from .context_pruning import (
     prune_group,
     ranking_scores,
 )
-from .highlight import highlight
+from .highlight import check_tags, highlight
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
 from .token_budget import check_max_tokens
@@ -72,8 +72,7 @@ class Tags(BaseModel):
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> Tags:
-        if (self.pre_tag is None) != (self.post_tag is None):
-            raise ValueError("pre_tag and post_tag go together: give both or neither")
+        check_tags(self.pre_tag, self.post_tag)
         return self
 
     def highlighted(self, result: dict[str, Any], text: str) -> str | None:

@@ -84,7 +84,9 @@ def _calibrate(args: argparse.Namespace) -> int:
             raise CliError("--plot needs matplotlib: pip install 'pruning-encoder[plot]'") from None
     try:
         records = load_records(args.data)
-    except (OSError, DataError) as error:
+    except OSError as error:
+        raise CliError(f"cannot read --data {args.data}: {error.strerror or error}") from None
+    except DataError as error:
         raise CliError(str(error)) from None
     model = load_model(chosen_model_path(args.model), args)
     try:
