@@ -126,3 +126,13 @@ def test_fine_tuned_weights_load_over_the_backbone_and_misfits_are_named(
     save_file({"pruning_head.classifier.weight": torch.zeros(3, 3)}, tmp_path / WEIGHTS_FILE)
     with pytest.raises(ValueError, match=r"does not fit the model: pruning_head\.classifier"):
         apply_bundle_weights(fresh, tmp_path)
+
+
+def test_a_misspelled_bundled_name_says_which_models_are_bundled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match=r"minilm-l12-wiki is neither a folder nor a bundled model "):
+        PruningEncoder("minilm-l12-wiki")
+    with pytest.raises(OSError, match=r"\(bundled: minilm-l6-wiki\)"):
+        PruningEncoder("minilm-l12-wiki")

@@ -118,6 +118,15 @@ def test_prune_matches_process(served: tuple[str, PruningEncoder]) -> None:
         assert got["compression_rate"] == pytest.approx(want["compression_rate"])
 
 
+def test_validation_errors_are_in_our_words(served: tuple[str, PruningEncoder]) -> None:
+    base, _ = served
+    status, body = call(base, "/prune", {"question": "q", "contexts": ["c"], "threshold": 2})
+    assert (status, body["error"]) == (422, "threshold: threshold must be within [0, 1], got 2.")
+    status, body = call(base, "/prune", raw=b'{"question": "q", "contexts": [')
+    assert status == 422
+    assert body["error"].startswith("body: not valid JSON at character ")
+
+
 def test_health_info_and_openapi(served: tuple[str, PruningEncoder]) -> None:
     base, model = served
     assert call(base, "/health") == (200, {"status": "ok"})

@@ -21,7 +21,13 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from . import __version__
-from .bundled import apply_bundle_weights, bundle_dir, read_bundle, resolve_model_path
+from .bundled import (
+    apply_bundle_weights,
+    bundle_dir,
+    bundled_models,
+    read_bundle,
+    resolve_model_path,
+)
 from .configuration_pruning_encoder import MODES, PruningEncoderConfig
 from .context_pruning import Document, check_text, check_top_k
 from .importers import import_checkpoint, imported_family
@@ -142,9 +148,18 @@ class PruningEncoder(nn.Module):
         elif imported_family(path) is not None:
             self.model = import_checkpoint(path, allow_pytorch_bin=allow_pytorch_bin)
         else:
-            self.model = _build(
-                path, mode, num_labels, max_length, default_threshold, pruning_dropout
-            )
+            try:
+                self.model = _build(
+                    path, mode, num_labels, max_length, default_threshold, pruning_dropout
+                )
+            except OSError as error:
+                if os.path.exists(path):
+                    raise
+                raise OSError(
+                    f"{path} is neither a folder nor a bundled model (bundled: "
+                    f"{', '.join(bundled_models())}), and loading it from the Hugging Face Hub "
+                    f"failed: {error}"
+                ) from error
             _warn_untrained(path)
         self.to(target)
         if precision != torch.float32 and dtype in (AUTO, None):

@@ -246,6 +246,19 @@ def _settle(
         job.done.set_result(result)
 
 
+def _problem(error: dict[str, Any]) -> str:
+    """One validation error as ``field: message``: our own checks' words as they wrote them
+    (without pydantic's "Value error, "), a JSON syntax error with where it is."""
+    reason = error.get("ctx", {}).get("error")
+    if error["type"] == "json_invalid":
+        position = next((p for p in error["loc"] if isinstance(p, int)), None)
+        where = "" if position is None else f" at character {position}"
+        return f"body: not valid JSON{where}" + (f" ({reason})" if reason else "")
+    message = str(reason) if error["type"] == "value_error" and reason else error["msg"]
+    field = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
+    return f"{field}: {message}"
+
+
 def create_app(
     model: PruningEncoder,
     *,
@@ -295,10 +308,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-            for e in error.errors()
-        )
+        problems = "; ".join(_problem(e) for e in error.errors())
         return JSONResponse({"error": problems, "error_type": "Validation"}, 422)
 
     def check(texts: list[str], extra: str, what: str) -> None:
