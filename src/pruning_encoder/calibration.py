@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .benchmark import _highest_reaching
-from .context_pruning import Document, _count_tokens, _kept_spans
+from .context_pruning import _kept_spans, sentence_tokens
 from .dataset import Record, load_records
 from .evaluation import _LABELS as METRIC_LABELS
 from .evaluation import GRID, _mostly_inside, _units, pruning_metrics, sentence_probabilities
@@ -226,12 +226,7 @@ def _curve(
 ) -> list[dict[str, float | None]]:
     tokens = [
         [
-            np.asarray(
-                _count_tokens(model.tokenizer, Document(record.query, text, s), np.arange(len(s)))
-                if s
-                else [],
-                dtype=np.int64,
-            )
+            np.asarray(sentence_tokens(model.tokenizer, text, s), dtype=np.int64)
             for text, s in zip(record.texts, record_spans, strict=True)
         ]
         for record, record_spans in zip(records, spans, strict=True)

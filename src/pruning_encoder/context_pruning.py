@@ -454,8 +454,18 @@ def _count_tokens(
     tokenizer: PreTrainedTokenizerBase, doc: Document, sentences: np.ndarray
 ) -> list[int]:
     """Tokens of each given sentence of ``doc`` in the model's tokenizer, no special tokens."""
-    texts = [doc.text[slice(*doc.spans[s])] for s in sentences]
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return sentence_tokens(tokenizer, doc.text, [doc.spans[s] for s in sentences])
+
+
+def sentence_tokens(
+    tokenizer: PreTrainedTokenizerBase, text: str, spans: Sequence[Span]
+) -> list[int]:
+    """Tokens of each sentence ``spans`` of ``text`` in the model's tokenizer, no special
+    tokens: what a token budget (``max_tokens``) charges for it, before its minimum of one."""
+    if not spans:
+        return []
+    pieces = [text[start:end] for start, end in spans]
+    return [len(ids) for ids in tokenizer(pieces, add_special_tokens=False)["input_ids"]]
 
 
 def _kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span]:

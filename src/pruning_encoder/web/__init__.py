@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-import numpy as np
-
-from ..context_pruning import Document, _count_tokens
+from ..context_pruning import sentence_tokens
 
 __all__ = ["html_report", "report_page", "service_page"]
 
@@ -110,8 +108,7 @@ def html_report(
     documents = []
     for i, (context, result) in enumerate(zip(contexts, results, strict=True)):
         spans = [tuple(span) for span in result["sentence_spans"]]
-        document = Document(question, context, spans)
-        tokens = _count_tokens(model.tokenizer, document, np.arange(len(spans))) if spans else []
+        tokens = sentence_tokens(model.tokenizer, context, spans)
         documents.append(
             {
                 "name": None if names is None else names[i],
