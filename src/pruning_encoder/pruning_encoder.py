@@ -115,9 +115,9 @@ class PruningEncoder(nn.Module):
     ) -> None:
         super().__init__()
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if backend == "onnx" and dtype in (AUTO, None):
-            dtype = "float32"  # the graph's own precision: fp32 or int8, as file_name says
-        precision = resolve_dtype(dtype, target)
+        auto = dtype is None or dtype == AUTO
+        # With ONNX, auto is the graph's own precision: fp32 or int8, as file_name says.
+        precision = torch.float32 if backend == "onnx" and auto else resolve_dtype(dtype, target)
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
         if backend not in BACKENDS:
@@ -162,7 +162,7 @@ class PruningEncoder(nn.Module):
                 ) from error
             _warn_untrained(path)
         self.to(target)
-        if precision != torch.float32 and dtype in (AUTO, None):
+        if precision != torch.float32 and auto:  # float32 weights kept: see precision.py
             self.model.inference_copy = InferenceCopy(precision)
         elif precision != torch.float32:
             reduce_encoder_precision(self.model.backbone, precision)
