@@ -17,7 +17,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from pruning_encoder.dataset import Record, read_records, write_records
+from pruning_encoder.data.records import Record, read_records, write_records
 
 COUNT = 40
 SKIPPED_KINDS = {"overview", "fanoutqa"}  # vague questions; FanOutQA's come with the benchmark

@@ -20,8 +20,8 @@ from transformers import (
 )
 
 from pruning_encoder import PruningEncoder
-from pruning_encoder.trainer import PruningEncoderTrainer
-from pruning_encoder.training_args import PruningEncoderTrainingArguments
+from pruning_encoder.training.trainer import PruningEncoderTrainer
+from pruning_encoder.training.training_args import PruningEncoderTrainingArguments
 
 QUESTION = "where is the cat?"
 SHORT = "The cat is in Paris. Dogs bark at night."
@@ -125,7 +125,7 @@ def test_onnx_export_runs_like_torch(
 def test_one_training_step_moves_both_heads(
     kind: str, models: dict[str, tuple[PruningEncoder, Path]], tmp_path: Path
 ) -> None:
-    from pruning_encoder.dataset import Record
+    from pruning_encoder.data.records import Record
 
     model = PruningEncoder.from_pretrained(models[kind][1], device="cpu")
     before = {k: v.clone() for k, v in model.model.named_parameters() if "classifier" in k}

@@ -15,7 +15,7 @@ from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from pruning_encoder import ContextPruningPipeline, PruningEncoder
-from pruning_encoder.modeling_pruning_encoder import CUSTOM_PIPELINES, PIPELINE_TASK
+from pruning_encoder.saving import CUSTOM_PIPELINES, PIPELINE_TASK
 
 QUESTION = "what is paris?"
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is in the city."

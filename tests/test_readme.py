@@ -49,7 +49,7 @@ import pytest
 import torch
 
 from pruning_encoder import PruningEncoder
-from pruning_encoder.dataset import parse_record
+from pruning_encoder.data.records import parse_record
 
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"

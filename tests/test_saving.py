@@ -92,3 +92,25 @@ def test_cli_output_onto_a_folder_is_a_clear_error(
     assert main(["prune", "--input", str(pairs), "--output", str(out), "--device", "cpu"]) == 2
     assert "it is a folder" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+def test_source_files_are_exactly_what_the_remote_code_imports(
+    tiny_model: PruningEncoder, tmp_path: Path
+) -> None:
+    """SOURCE_FILES = the entry points named in config.json plus every sibling they import, as
+    transformers' own resolver finds them, and a save copies exactly those .py files."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    import pruning_encoder
+    from pruning_encoder.saving import AUTO_MAP, CUSTOM_PIPELINES, SOURCE_FILES
+
+    here = Path(pruning_encoder.__file__).parent
+    entries = {reference.split(".")[0] for reference in AUTO_MAP.values()}
+    entries |= {task["impl"].split(".")[0] for task in CUSTOM_PIPELINES.values()}
+    needed = set()
+    for entry in entries:
+        needed.add(f"{entry}.py")
+        needed |= {Path(f).name for f in get_relative_import_files(str(here / f"{entry}.py"))}
+    assert sorted(SOURCE_FILES) == sorted(needed)
+    tiny_model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.py")) == sorted(needed)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .modeling_pruning_encoder import read_weights
+from .saving import read_weights
 
 MODELS_DIR = Path(__file__).with_name("models")
 DEFAULT_MODEL = "minilm-l6-wiki"

@@ -3,32 +3,21 @@
 This module travels with saved weights (``trust_remote_code=True``), so it imports only the standard
 library, numpy, torch and transformers (with its own dependencies), plus its same-folder siblings.
 
-Saved layout (weights stored once)::
-
-    model_dir/
-      config.json, pruning_encoder_config.json, *.py (this code), tokenizer files
-      ranking_model/   a plain <Backbone>ForSequenceClassification  (reranking_pruning mode)
-      encoder_model/   a plain <Backbone>Model                      (pruning_only mode)
-      pruning_head/    config.json + model.safetensors
+The saved layout and how it is written: :mod:`.saving`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import shutil
-import stat
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import (
     AutoModel,
@@ -47,152 +36,31 @@ from transformers.utils import cached_file
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .context_pruning import ContextPruningMixin
 from .precision import InferenceCopy
-
-SOURCE_FILES = (
-    "configuration_pruning_encoder.py",
-    "modeling_pruning_encoder.py",
-    "context_pruning.py",
-    "sentence_splitter.py",
-    "token_budget.py",
-    "windows.py",
-    "precision.py",
-    "pipeline_context_pruning.py",
-)
-AUTO_MAP = {
-    "AutoConfig": "configuration_pruning_encoder.PruningEncoderConfig",
-    "AutoModel": "modeling_pruning_encoder.PruningEncoderModel",
-    "AutoModelForSequenceClassification": (
-        "modeling_pruning_encoder.PruningEncoderForSequenceClassification"
-    ),
-    "AutoModelForTokenClassification": (
-        "modeling_pruning_encoder.PruningEncoderForTokenClassification"
-    ),
-}
-PIPELINE_TASK = "context-pruning"
-CUSTOM_PIPELINES = {
-    PIPELINE_TASK: {
-        "impl": "pipeline_context_pruning.ContextPruningPipeline",
-        "pt": ["AutoModel"],
-        "type": "text",
-    }
-}
-"""``config.json``'s ``custom_pipelines``: ``pipeline(PIPELINE_TASK, trust_remote_code=True)``."""
-PRUNING_ENCODER_CONFIG_NAME = "pruning_encoder_config.json"
-PRUNING_HEAD_DIR = "pruning_head"
-WEIGHTS_NAME = "model.safetensors"
-
-
-def backbone_dir_name(mode: str) -> str:
-    return "ranking_model" if mode == "reranking_pruning" else "encoder_model"
-
-
-# Folders that only this package writes into a saved model: a save that does not write one of
-# them removes the earlier one, which no longer matches the new weights.
-OWN_FOLDERS = frozenset(
-    {"ranking_model", "encoder_model", PRUNING_HEAD_DIR, "ranking_model_standalone", "onnx"}
+from .saving import (
+    AUTO_MAP,
+    CUSTOM_PIPELINES,
+    PIPELINE_TASK,
+    PRUNING_ENCODER_CONFIG_NAME,
+    PRUNING_HEAD_DIR,
+    WEIGHTS_NAME,
+    atomic_directory,
+    backbone_dir_name,
+    copy_source_files,
+    read_weights,
+    save_tokenizer,
+    unreadable_weights,
 )
 
-
-@contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty staging folder whose entries are moved into ``target`` if the block succeeds.
-
-    ``target`` is created if missing. Each entry replaces the one of the same name by a rename
-    (a folder as a whole), so readers see the old file or the new one, never half of one; folders
-    of :data:`OWN_FOLDERS` that this save did not write are removed. Everything else in
-    ``target`` — a training log, checkpoints, the user's files — is left as it is, and a failure
-    inside the block leaves ``target`` untouched.
-
-    Raises:
-        NotADirectoryError: ``target`` exists and is not a folder.
-    """
-    target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"Cannot save into {target}: it is a file, not a folder.")
-    # Staged beside a new target, inside an existing one: one file system, so renames hold.
-    home = target if target.is_dir() else target.parent
-    home.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".saving.", dir=home))
-    try:
-        yield staging
-        target.mkdir(exist_ok=True)  # with the umask's mode, unlike mkdtemp's 0700
-        _follow_umask(staging)
-        written = {entry.name for entry in staging.iterdir()}
-        for name in sorted(written):
-            _replace(staging / name, target / name)
-        for name in OWN_FOLDERS - written:
-            if (target / name).is_dir():
-                shutil.rmtree(target / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def save_tokenizer(tokenizer: Any, directory: Path, window: int) -> None:
-    """Save ``tokenizer`` with ``model_max_length`` = the model's window (tokens), so that what
-    loads it alone — ``CrossEncoder``, ``pipeline("text-classification")`` — truncates where the
-    model's windows end instead of at the backbone's 512 positions."""
-    tokenizer.save_pretrained(directory)
-    path = directory / "tokenizer_config.json"
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    settings["model_max_length"] = window
-    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _follow_umask(folder: Path) -> None:
-    """Give every file under ``folder`` the mode a new file gets (some writers use 0600)."""
-    probe = folder / ".mode"
-    probe.open("x").close()  # the umask applied, read back without changing it
-    mode = stat.S_IMODE(probe.stat().st_mode)
-    probe.unlink()
-    for path in folder.rglob("*"):
-        path.chmod(mode | (mode & 0o444) >> 2 if path.is_dir() else mode)
-
-
-def _replace(source: Path, destination: Path) -> None:
-    if not destination.is_dir():
-        os.replace(source, destination)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=".replaced.", dir=destination.parent))
-    destination.rename(retired / destination.name)
-    source.rename(destination)
-    shutil.rmtree(retired)
-
-
-def read_weights(file: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file, on CPU.
-
-    Raises:
-        OSError: The file cannot be read or is not whole (an interrupted download); the message
-            names it.
-        ValueError: A weight is not floating point (see :func:`require_floating`).
-    """
-    try:
-        weights = load_file(file)
-    except (SafetensorError, OSError) as error:
-        raise OSError(f"Could not read the weights {file}: {error}") from error
-    require_floating(weights, str(file))
-    return weights
-
-
-def require_floating(weights: dict[str, torch.Tensor], source: str) -> None:
-    """Refuse weights stored as integers or booleans: loading would cast them to float silently,
-    and the model's scores would change. Index buffers (``position_ids``, ``token_type_ids``) are
-    integers by nature and pass.
-
-    Raises:
-        ValueError: Naming ``source``, the weights and their dtype.
-    """
-    wrong = sorted(
-        name
-        for name, tensor in weights.items()
-        if not tensor.is_floating_point() and not name.endswith("_ids")
-    )
-    if wrong:
-        dtype = str(weights[wrong[0]].dtype).removeprefix("torch.")
-        raise ValueError(
-            f"{source} stores the weights {', '.join(wrong[:8])} as {dtype}, not floating point: "
-            "refused, since casting them to float would change the model's outputs."
-        )
+__all__ = [
+    "PIPELINE_TASK",
+    "PruningEncoderForSequenceClassification",
+    "PruningEncoderForTokenClassification",
+    "PruningEncoderModel",
+    "PruningEncoderPreTrainedModel",
+    "load_config",
+    "position_limit",
+    "tag_ranking_activation",
+]
 
 
 def position_limit(backbone: PreTrainedModel) -> int | None:
@@ -433,20 +301,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         (head_dir / "config.json").write_text(json.dumps(head_config, indent=2) + "\n")
         head_state = {k: v.detach().contiguous() for k, v in self.pruning_head.state_dict().items()}
         save_file(head_state, head_dir / WEIGHTS_NAME, metadata={"format": "pt"})
-        here = Path(__file__).parent
-        for name in SOURCE_FILES:
-            source = here / name
-            if not source.is_file():
-                # Loaded with trust_remote_code: transformers' module cache holds only what this
-                # file imports, so the rest comes from the folder the model was loaded from.
-                found = cached_file(self.name_or_path, name) if self.name_or_path else None
-                if found is None:
-                    raise FileNotFoundError(
-                        f"Cannot save: {name} is neither here nor in the "
-                        f"folder the model was loaded from ({self.name_or_path})."
-                    )
-                source = Path(found)
-            shutil.copyfile(source, directory / name)
+        copy_source_files(directory, self.name_or_path)
         # A model loaded from disk loads its tokenizer lazily: saving it must not lose it.
         if self._tokenizer is not None or self.name_or_path:
             window = int(config.max_seq_length)
@@ -489,9 +344,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         try:
             backbone = auto.from_pretrained(path, *model_args, subfolder=backbone_dir, **kwargs)
         except SafetensorError as error:  # a truncated file: name it, as read_weights does
-            raise OSError(
-                f"Could not read the weights {Path(path, backbone_dir, WEIGHTS_NAME)}: {error}"
-            ) from error
+            raise unreadable_weights(Path(path, backbone_dir, WEIGHTS_NAME), error) from error
         config.encoder_config = backbone.config
         model = cls(config, backbone=backbone)
         head_file = cached_file(path, WEIGHTS_NAME, subfolder=PRUNING_HEAD_DIR, **hub_kwargs)

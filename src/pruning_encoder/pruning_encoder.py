@@ -36,14 +36,13 @@ from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
     PruningEncoderModel,
     PruningEncoderPreTrainedModel,
-    atomic_directory,
     load_config,
-    save_tokenizer,
     tag_ranking_activation,
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
 from .pair_template import add_pair_template
 from .precision import AUTO, InferenceCopy, reduce_encoder_precision, resolve_dtype
+from .saving import atomic_directory, save_tokenizer
 from .sentence_splitter import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -356,7 +355,7 @@ class PruningEncoder(nn.Module):
         show_progress_bar: bool | None = None,
     ) -> dict[str, Any]:
         """The keep threshold that reaches a target on ``records``, and the trade-off curve;
-        see :func:`pruning_encoder.calibration.calibrate` for the rules and the result.
+        see :func:`pruning_encoder.evaluation.calibration.calibrate` for the rules and the result.
 
         Example:
             >>> calibration = model.calibrate("records.jsonl", target_answer_kept=0.95)
@@ -364,7 +363,7 @@ class PruningEncoder(nn.Module):
             >>> model.config.default_threshold = calibration["threshold"]  # doctest: +SKIP
             >>> model.save_pretrained("calibrated")  # doctest: +SKIP
         """
-        from .calibration import calibrate
+        from .evaluation.calibration import calibrate
 
         return calibrate(
             self,

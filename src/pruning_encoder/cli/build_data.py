@@ -9,7 +9,7 @@ from .common import PROG, CliError
 
 
 def add_build_data(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    from .. import wiki_data
+    from ..data import wiki as wiki_data
 
     build = commands.add_parser(
         "build-data",
@@ -27,7 +27,7 @@ def add_build_data(commands: Any, parents: list[argparse.ArgumentParser]) -> Non
 
 
 def _build_data(args: argparse.Namespace) -> int:
-    from ..wiki_data import run
+    from ..data.wiki import run
 
     try:
         return run(args)

@@ -74,8 +74,8 @@ def add_calibrate(commands: Any, parents: list[argparse.ArgumentParser]) -> None
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from ..calibration import calibrate, format_calibration, plot_calibration, summary
-    from ..dataset import DataError, load_records
+    from ..data.records import DataError, load_records
+    from ..evaluation.calibration import calibrate, format_calibration, plot_calibration, summary
 
     if args.plot:
         try:

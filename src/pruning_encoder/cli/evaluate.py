@@ -34,7 +34,7 @@ a fixed threshold (or one chosen for F2 on --tune-data).
 
 
 def add_eval(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    from .. import wiki_data
+    from ..data import wiki as wiki_data
 
     evaluate = commands.add_parser(
         "eval",
@@ -69,8 +69,8 @@ def add_eval(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..dataset import DataError, load_records
-    from ..evaluation import choose_bi_encoder_threshold, evaluate, format_table
+    from ..data.records import DataError, load_records
+    from ..evaluation.metrics import choose_bi_encoder_threshold, evaluate, format_table
 
     if args.data is None:
         return _eval_fanoutqa(args)
@@ -101,8 +101,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _eval_fanoutqa(args: argparse.Namespace) -> int:
     """``eval`` without ``--data``: the FanOutQA validation benchmark, built from the sources."""
-    from ..benchmark import evaluate_fanoutqa, load_fanoutqa_validation
-    from ..evaluation import format_table
+    from ..evaluation.benchmark import evaluate_fanoutqa, load_fanoutqa_validation
+    from ..evaluation.metrics import format_table
 
     if args.tune_data:
         raise CliError("--tune-data goes with --data; the FanOutQA benchmark chooses its own")

@@ -48,10 +48,10 @@ def add_train(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..dataset import DataError
-    from ..evaluation import format_table
-    from ..train import train
-    from ..train_config import ConfigError, load_train_config
+    from ..data.records import DataError
+    from ..evaluation.metrics import format_table
+    from ..training.config import ConfigError, load_train_config
+    from ..training.train import train
 
     try:
         config = load_train_config(args.config, args.overrides)

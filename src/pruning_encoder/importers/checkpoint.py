@@ -25,8 +25,9 @@ from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
 from transformers.utils import cached_file
 
 from ..configuration_pruning_encoder import PruningEncoderConfig
-from ..modeling_pruning_encoder import PruningEncoderModel, read_weights, require_floating
+from ..modeling_pruning_encoder import PruningEncoderModel
 from ..pair_template import add_pair_template
+from ..saving import read_weights, require_floating
 
 Weights = dict[str, torch.Tensor]
 SAFETENSORS = "model.safetensors"

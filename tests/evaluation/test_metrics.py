@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pruning_encoder import PruningEncoder
-from pruning_encoder.dataset import Record
-from pruning_encoder.evaluation import (
+from pruning_encoder.data.records import Record
+from pruning_encoder.evaluation.metrics import (
     GRID,
     METRICS,
     choose_bi_encoder_threshold,
@@ -274,7 +274,7 @@ def test_evaluate_with_a_stub_model() -> None:
 
 
 def test_baselines(tiny_model: PruningEncoder, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="pruning_encoder.evaluation"):
+    with caplog.at_level(logging.WARNING, logger="pruning_encoder.evaluation.metrics"):
         report = evaluate(tiny_model, RECORDS)
     assert "bi-encoder" in caplog.text
     methods = report["methods"]

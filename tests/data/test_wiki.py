@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from pruning_encoder import wiki_data
-from pruning_encoder.dataset import parse_record, read_records
+from pruning_encoder.data.records import parse_record, read_records
+from pruning_encoder.data.wiki import build_wiki_dataset
+from pruning_encoder.data.wiki_questions import RULES
 from pruning_encoder.sentence_splitter import split_sentences
-from pruning_encoder.wiki_data import build_wiki_dataset
-from pruning_encoder.wiki_questions import RULES
 
 TOPICS = ("People", "Geography", "Arts")
 NOUNS = ["river", "mountain", "painter", "violin", "harbour", "glacier"]

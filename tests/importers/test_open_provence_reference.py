@@ -33,7 +33,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.windows import sentence_pieces, tokenize_contexts
 
-DATA = Path(__file__).parent / "data" / "open_provence"
+DATA = Path(__file__).parents[1] / "fixtures" / "open_provence"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 SEED = 27
 

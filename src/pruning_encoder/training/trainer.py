@@ -12,11 +12,11 @@ from torch.utils.data import Dataset, Sampler
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from ..data.records import Record, load_records
+from ..modeling_pruning_encoder import PruningEncoderModel, PruningEncoderPreTrainedModel
+from ..pruning_encoder import PruningEncoder
 from .data_collator import PruningDataCollator, pair_features
-from .dataset import Record, load_records
 from .losses import PruningLoss
-from .modeling_pruning_encoder import PruningEncoderModel, PruningEncoderPreTrainedModel
-from .pruning_encoder import PruningEncoder
 from .training_args import PruningEncoderTrainingArguments
 
 Data = str | Path | Iterable[Record] | Iterable[dict[str, Any]]

@@ -1,10 +1,10 @@
 """The FanOutQA validation benchmark in one call: the model against its baselines, one table.
 
-The cases are those of :func:`pruning_encoder.fanoutqa.build_validation` (the validation half of
-the FanOutQA dev split over the Wikipedia summaries): **ranking** cases (a human-written question,
-its evidence summary among 9 BM25 neighbours) and **pruning** cases (a context of 3 summaries, the
-evidence summary holding every answer). Metrics and baselines are those of
-:mod:`pruning_encoder.evaluation`:
+The cases are those of :func:`pruning_encoder.data.fanoutqa.build_validation` (the validation half
+of the FanOutQA dev split over the Wikipedia summaries): **ranking** cases (a human-written
+question, its evidence summary among 9 BM25 neighbours) and **pruning** cases (a context of 3
+summaries, the evidence summary holding every answer). Metrics and baselines are those of
+:mod:`pruning_encoder.evaluation.metrics`:
 
 - ranking (``mrr@10``, ``ndcg@10``): the model's ``reranking_score``, ``bm25`` and the
   ``bi-encoder`` (cosine(question, summary));
@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .context_pruning import _kept_spans
-from .dataset import Record, merge_spans
-from .evaluation import (
+from ..context_pruning import _kept_spans
+from ..data.records import Record, merge_spans
+from ..sentence_splitter import Span
+from .metrics import (
     GRID,
     _bi_encoder_similarities,
     _bm25_scores,
@@ -41,7 +42,6 @@ from .evaluation import (
     ranking_metrics,
     sentence_probabilities,
 )
-from .sentence_splitter import Span
 
 __all__ = [
     "FANOUTQA_METRICS",
@@ -71,8 +71,8 @@ def load_fanoutqa_validation(*, seed: int = 0) -> dict[str, list[Record]]:
     Raises:
         FileNotFoundError: A source package is missing (the message has the pip install line).
     """
-    from . import wiki_data
-    from .fanoutqa import build_validation
+    from ..data import wiki as wiki_data
+    from ..data.fanoutqa import build_validation
 
     summaries, _, validation = wiki_data.load_sources()
     return build_validation(summaries, validation, seed=seed)
@@ -138,7 +138,7 @@ def choose_threshold_for_answer_kept(
     ``process(..., return_sentence_probabilities=True)`` pass scores every sentence; every grid
     threshold is then applied to those probabilities as ``process()`` would (a sentence is kept
     when its probability exceeds the threshold) and ``answer_kept`` is counted as in
-    :func:`~pruning_encoder.evaluation.pruning_metrics` (every answer must survive).
+    :func:`~pruning_encoder.evaluation.metrics.pruning_metrics` (every answer must survive).
     """
     if not 0.0 <= target <= 1.0:
         raise ValueError(f"target must be within [0, 1], got {target}")

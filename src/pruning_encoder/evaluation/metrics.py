@@ -1,6 +1,6 @@
 """Evaluate a PruningEncoder against simple baselines, on the same records in one call.
 
-Every method is scored on the same :class:`~pruning_encoder.dataset.Record` list, and the
+Every method is scored on the same :class:`~pruning_encoder.data.records.Record` list, and the
 report is plain JSON (``{"methods": {name: {metric: value or None}}, "counts": ..., ...}``).
 
 Ranking metrics (per query over its own texts, binary relevance :attr:`Record.relevance`,
@@ -29,7 +29,7 @@ micro-pooled over all texts of all records:
   original characters)``, both summed over the relevant / irrelevant texts (None if none);
 - ``removed_evidence_pct`` / ``removed_distractor_pct``: the same, over the characters inside /
   outside the ``relevant_spans`` of every text (a relevant text's other sentences count as
-  distractors), as in the FanOutQA benchmark of :mod:`pruning_encoder.fanoutqa`.
+  distractors), as in the FanOutQA benchmark of :mod:`pruning_encoder.data.fanoutqa`.
 
 Methods: ``model`` (ranking by ``reranking_score``, None for a pruning_only model; pruning by
 ``kept_spans`` at the threshold), ``bm25`` (ranking only; one BM25 index over all unique texts
@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import Record, merge_spans
-from .sentence_splitter import Span, split_sentences
+from ..data.records import Record, merge_spans
+from ..sentence_splitter import Span, split_sentences
 
 __all__ = [
     "METRICS",

@@ -13,12 +13,12 @@ import yaml
 
 from pruning_encoder import PruningEncoder
 from pruning_encoder.cli import main
-from pruning_encoder.data_collator import PruningDataCollator, pair_features
-from pruning_encoder.dataset import DataError, Record, read_records
-from pruning_encoder.losses import PruningLoss
-from pruning_encoder.train_config import ConfigError, load_train_config, parse_train_config
-from pruning_encoder.trainer import PruningEncoderTrainer
-from pruning_encoder.training_args import PruningEncoderTrainingArguments
+from pruning_encoder.data.records import DataError, Record, read_records
+from pruning_encoder.training.config import ConfigError, load_train_config, parse_train_config
+from pruning_encoder.training.data_collator import PruningDataCollator, pair_features
+from pruning_encoder.training.losses import PruningLoss
+from pruning_encoder.training.trainer import PruningEncoderTrainer
+from pruning_encoder.training.training_args import PruningEncoderTrainingArguments
 
 RELEVANT = "the cat is in paris."
 TEXT = f"{RELEVANT} the dog was in france. it is a city."
@@ -305,7 +305,7 @@ def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_confi
     tmp_path: Path, tiny_backbone: Path
 ) -> None:
     from pruning_encoder.bundled import apply_bundle_weights, read_bundle
-    from pruning_encoder.train import train
+    from pruning_encoder.training.train import train
 
     raw = config_dict(tmp_path, tiny_backbone)
     metrics = train(parse_train_config(raw))
@@ -333,7 +333,7 @@ def test_train_pipeline_saves_model_adapter_and_resumes_only_with_the_same_confi
 
 
 def test_overlapping_relevant_spans_are_merged() -> None:
-    from pruning_encoder.dataset import parse_record
+    from pruning_encoder.data.records import parse_record
 
     row = {
         "query": "q",

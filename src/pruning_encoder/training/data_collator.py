@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .dataset import Record
-from .sentence_splitter import Span, split_sentences
-from .windows import Template, Window, collate, pack_windows, token_positions, token_sentences
+from ..data.records import Record
+from ..sentence_splitter import Span, split_sentences
+from ..windows import Template, Window, collate, pack_windows, token_positions, token_sentences
 
 Feature = dict[str, Any]
 

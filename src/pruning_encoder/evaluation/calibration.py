@@ -5,8 +5,8 @@ One ``process(..., return_sentence_probabilities=True)`` call scores every sente
 record (one forward pass per text, whatever the number of thresholds); every threshold of the
 grid 0.01, 0.02, ..., 0.99 is then applied to those probabilities with ``process()``'s own rule
 (:func:`~pruning_encoder.token_budget.select_sentences`, kept runs as in ``kept_spans``) and
-scored with :func:`~pruning_encoder.evaluation.pruning_metrics`, so each row of the curve is what
-``eval --threshold T`` would report. A row holds:
+scored with :func:`~pruning_encoder.evaluation.metrics.pruning_metrics`, so each row of the curve is
+what ``eval --threshold T`` would report. A row holds:
 
 - ``answer_kept``: the share of relevant texts whose pruned text still holds every answer
   (records with ``answers``), and ``relevant_kept``: the share of relevant sentences kept
@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from ..context_pruning import _kept_spans, sentence_tokens
+from ..data.records import Record, load_records
+from ..sentence_splitter import Span
+from ..token_budget import select_sentences
 from .benchmark import _highest_reaching
-from .context_pruning import _kept_spans, sentence_tokens
-from .dataset import Record, load_records
-from .evaluation import _LABELS as METRIC_LABELS
-from .evaluation import GRID, _mostly_inside, _units, pruning_metrics, sentence_probabilities
-from .sentence_splitter import Span
-from .token_budget import select_sentences
+from .metrics import _LABELS as METRIC_LABELS
+from .metrics import GRID, _mostly_inside, _units, pruning_metrics, sentence_probabilities
 
 __all__ = ["CURVE_COLUMNS", "calibrate", "format_calibration", "plot_calibration", "summary"]
 
@@ -90,7 +90,7 @@ def calibrate(
     Args:
         model: A :class:`~pruning_encoder.PruningEncoder` (any backend, imported models too).
         records: Records in the training format (a JSONL path, dicts or
-            :class:`~pruning_encoder.dataset.Record`), each with ``answers`` or
+            :class:`~pruning_encoder.data.records.Record`), each with ``answers`` or
             ``relevant_spans``.
         target_answer_kept: In (0, 1]: keep every answer of this share of the relevant texts
             (relevant sentences instead, when the records have spans but no answers).
@@ -108,7 +108,7 @@ def calibrate(
     Raises:
         ValueError: Not exactly one target, a target outside (0, 1], a record without answers
             or relevant spans, or too few relevant texts (sentences) to tell the target apart
-            from 1.0; :class:`~pruning_encoder.dataset.DataError` on malformed records.
+            from 1.0; :class:`~pruning_encoder.data.records.DataError` on malformed records.
         TypeError: A target that is not a number.
 
     Example:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pruning_encoder.wiki_questions import RULES, entity_name, questions_for
+from pruning_encoder.data.wiki_questions import RULES, entity_name, questions_for
 
 LAGOS = [
     "Lagos is the largest city in Nigeria.",

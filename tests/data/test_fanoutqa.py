@@ -14,15 +14,15 @@ import pytest
 from conftest import fanoutqa_dev, fanoutqa_summaries
 
 from pruning_encoder import PruningEncoder
-from pruning_encoder.benchmark import (
+from pruning_encoder.context_pruning import _kept_spans
+from pruning_encoder.data.fanoutqa import build_validation
+from pruning_encoder.data.records import Record
+from pruning_encoder.evaluation.benchmark import (
     FANOUTQA_METRICS,
     choose_threshold_for_answer_kept,
     evaluate_fanoutqa,
 )
-from pruning_encoder.context_pruning import _kept_spans
-from pruning_encoder.dataset import Record
-from pruning_encoder.evaluation import GRID, evaluate, format_table
-from pruning_encoder.fanoutqa import build_validation
+from pruning_encoder.evaluation.metrics import GRID, evaluate, format_table
 from pruning_encoder.sentence_splitter import split_sentences
 
 EXTRACTS = {row["title"]: row["extract"] for row in fanoutqa_summaries()}
@@ -286,7 +286,7 @@ def test_benchmark_compares_the_bi_encoder_at_the_models_answer_kept_rate(
 def test_benchmark_tiny_model_without_bi_encoder(
     tiny_model: PruningEncoder, cases: dict[str, list[Record]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="pruning_encoder.benchmark"):
+    with caplog.at_level(logging.WARNING, logger="pruning_encoder.evaluation.benchmark"):
         report = evaluate_fanoutqa(tiny_model, cases["ranking"], cases["pruning"], threshold=0.3)
     assert "bi-encoder" in caplog.text
     assert list(report["methods"]) == ["model", "bm25", "keep-all", "keep-first-sentence"]
@@ -322,7 +322,7 @@ def test_benchmark_bi_encoder_below_the_model_everywhere_falls_back_to_the_lowes
             return vectors
 
     model = ScoredModel(answer_sentences_score)
-    with caplog.at_level(logging.WARNING, logger="pruning_encoder.benchmark"):
+    with caplog.at_level(logging.WARNING, logger="pruning_encoder.evaluation.benchmark"):
         report = evaluate_fanoutqa(
             model, cases["ranking"], cases["pruning"], bi_encoder=Orthogonal()
         )

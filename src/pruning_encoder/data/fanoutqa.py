@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .dataset import Record
+from .records import Record
 
 __all__ = ["build_validation", "is_validation_question", "single_hop_questions"]
 

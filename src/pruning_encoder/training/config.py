@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from .configuration_pruning_encoder import MODES
+from ..configuration_pruning_encoder import MODES
 from .losses import RANKING_LOSSES
 from .training_args import PruningEncoderTrainingArguments
 

@@ -17,14 +17,15 @@ from typing import Any
 
 from transformers import set_seed
 
-from .bundled import BUNDLE_FILE, resolve_model_path
+from ..bundled import BUNDLE_FILE, resolve_model_path
+from ..data.records import load_records
+from ..model_card import write_model_card
+from ..modeling_pruning_encoder import PruningEncoderModel
+from ..pruning_encoder import PruningEncoder
+from ..saving import atomic_directory
+from .config import ConfigError, TrainConfig
 from .data_collator import PruningDataCollator
-from .dataset import load_records
 from .losses import PruningLoss
-from .model_card import write_model_card
-from .modeling_pruning_encoder import PruningEncoderModel, atomic_directory
-from .pruning_encoder import PruningEncoder
-from .train_config import ConfigError, TrainConfig
 from .trainer import PruningEncoderTrainer
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,10 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
     final.config.base_model_name_or_path = config.model.base
     metrics: dict[str, Any] = {"train": train_result.metrics}
     if config.data.eval is not None:
-        from .evaluation import choose_threshold, evaluate  # its baselines' imports are heavy
+        from ..evaluation.metrics import (  # its baselines' imports are heavy
+            choose_threshold,
+            evaluate,
+        )
 
         records = load_records(config.data.eval)
         threshold = config.threshold
@@ -168,7 +172,7 @@ def _bundle_spec(config: TrainConfig, model: PruningEncoderModel) -> dict[str, A
 
 
 def _evaluation_section(config: TrainConfig, metrics: dict[str, Any]) -> str:
-    from .evaluation import format_table
+    from ..evaluation.metrics import format_table
 
     return (
         f"## Evaluation\n\nOn `{config.data.eval}` at the default threshold "
