@@ -62,8 +62,8 @@ def test_the_service_names_its_model_and_refuses_a_boolean_threshold(
     tiny_model: PruningEncoder,
 ) -> None:
     with TestClient(create_app(tiny_model)) as client:
-        assert client.get("/info").json()["model_id"] == tiny_model.name_or_path
         assert tiny_model.name_or_path
+        assert client.get("/info").json()["model_id"] == tiny_model.name_or_path
         body = {"query": "q", "texts": ["Paris is big."], "prune": True, "threshold": True}
         response = client.post("/rerank", json=body)
         assert response.status_code == 422

@@ -145,7 +145,10 @@ def test_auto_loading_matches_pruning_encoder(tiny_model: PruningEncoder, saved:
             else output.logits
         )
         torch.testing.assert_close(ranking, reference.ranking_logits)
-    assert AutoModelForSequenceClassification.from_pretrained(saved).process("q", "A b. C d.")
+    got = AutoModelForSequenceClassification.from_pretrained(saved).process("q", "A b. C d.")
+    want = tiny_model.process("q", "A b. C d.")
+    assert got["pruned_context"] == want["pruned_context"]
+    assert got["reranking_score"] == pytest.approx(want["reranking_score"], abs=1e-6)
 
 
 def test_remote_code_loads_without_the_package(

@@ -14,8 +14,22 @@ TEMPLATE = Path(__file__).with_name("model_card_template.md")
 EXPORT_TEMPLATE = Path(__file__).with_name("export_card_template.md")
 
 
-def _card(data: ModelCardData, body: str) -> ModelCard:
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+def _save_card(
+    model: PruningEncoderPreTrainedModel, path: Path, body: str, *, library: str, tags: list[str]
+) -> None:
+    """Write the card: YAML front matter (an imported model keeps the licence its publishers
+    gave it; a base model given as a local path is not a Hub id, so it is left out), then
+    ``body``."""
+    base = model.config.base_model_name_or_path
+    imported = model.config.imported_from
+    data = ModelCardData(
+        library_name=library,
+        pipeline_tag="text-ranking",
+        base_model=base if base and not Path(base).is_absolute() else None,
+        tags=tags,
+        license=imported["license"] if imported else "apache-2.0",
+    )
+    ModelCard(f"---\n{data.to_yaml()}\n---\n{body}").save(path)
 
 
 def write_model_card(
@@ -24,28 +38,19 @@ def write_model_card(
     """Write ``README.md``: YAML front matter, usage for every loading path, and ``evaluation``
     (a Markdown section with the model's metrics, when known)."""
     config = model.config
-    base = config.base_model_name_or_path
-    imported = config.imported_from
-    data = ModelCardData(
-        library_name="pruning-encoder",
-        pipeline_tag="text-ranking",
-        base_model=base if base and not Path(base).is_absolute() else None,
-        tags=["pruning-encoder", "context-pruning", "reranker", "cross-encoder", config.mode],
-        # An imported model keeps the licence its publishers gave it.
-        license=imported["license"] if imported else "apache-2.0",
-    )
     body = Template(TEMPLATE.read_text()).substitute(
         mode=config.mode,
-        base_model=base or "unknown",
+        base_model=config.base_model_name_or_path or "unknown",
         backbone=type(model.backbone).__name__,
         max_length=config.max_seq_length,
         threshold=config.default_threshold,
         evaluation=evaluation,
         ranking_dir="ranking_model" if config.has_ranking_head else "encoder_model",
         ranking_section=_ranking_section(config.has_ranking_head),
-        provenance=_provenance(imported),
+        provenance=_provenance(config.imported_from),
     )
-    _card(data, body).save(directory / "README.md")
+    tags = ["pruning-encoder", "context-pruning", "reranker", "cross-encoder", config.mode]
+    _save_card(model, directory / "README.md", body, library="pruning-encoder", tags=tags)
 
 
 def _provenance(imported: dict[str, Any] | None) -> str:
@@ -63,15 +68,6 @@ def write_export_card(
 ) -> None:
     """Write ``README.md`` of a ranking-only export."""
     config = model.config
-    base = config.base_model_name_or_path
-    imported = config.imported_from
-    data = ModelCardData(
-        library_name="sentence-transformers",
-        pipeline_tag="text-ranking",
-        base_model=base if base and not Path(base).is_absolute() else None,
-        tags=["cross-encoder", "reranker", "exported-from-pruning-encoder"],
-        license=imported["license"] if imported else "apache-2.0",
-    )
     score = (
         "its score is the raw logit, which CrossEncoder and pipeline() report as it is"
         if config.ranking_activation == "identity"
@@ -83,7 +79,8 @@ def write_export_card(
         source=metadata.get("source_path") or "an in-memory PruningEncoder",
         version=metadata["pruning_encoder_version"],
     )
-    _card(data, body).save(directory / "README.md")
+    tags = ["cross-encoder", "reranker", "exported-from-pruning-encoder"]
+    _save_card(model, directory / "README.md", body, library="sentence-transformers", tags=tags)
 
 
 def _ranking_section(has_ranking_head: bool) -> str:
