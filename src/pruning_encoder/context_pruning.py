@@ -25,12 +25,10 @@ from .token_budget import Selection, check_max_tokens, select_sentences
 from .windows import (
     PASS_OVERHEAD_TOKENS,
     Template,
-    Window,
+    build_windows,
     collate,
-    pack_windows,
     question_limit,
     token_batches,
-    tokenize_contexts,
     window_length,
 )
 
@@ -305,37 +303,17 @@ class ContextPruningMixin:
     ) -> tuple[np.ndarray | None, list[np.ndarray]]:
         tokenizer = self.tokenizer
         max_length = int(self.config.max_seq_length)
-        limit = question_limit(max_length, template)
-        questions = tokenizer(
-            [doc.question for doc in chunk], add_special_tokens=False, verbose=False
-        )["input_ids"]
-        contexts = tokenize_contexts(
+        windows = build_windows(
             tokenizer,
+            template,
+            [doc.question for doc in chunk],
             [doc.text for doc in chunk],
             [doc.spans for doc in chunk],
+            [doc.title for doc in chunk],
+            max_length=max_length,
             per_sentence=self.config.context_tokenization == "per_sentence",
         )
-        titles = tokenizer(
-            [doc.title or "" for doc in chunk], add_special_tokens=False, verbose=False
-        )["input_ids"]
-        windows: list[Window] = []
         sentence_base = np.cumsum([0] + [len(doc.spans) for doc in chunk])
-        for d, doc in enumerate(chunk):
-            taken = len(questions[d]) + len(titles[d])
-            budget = max_length - template.num_special - taken
-            if taken > limit:
-                raise ValueError(
-                    f"The question (and title) take {taken} tokens, leaving too little of "
-                    f"max_length={max_length} for the context: at most "
-                    f"{limit} fit."
-                )
-            if not doc.spans:  # nothing to keep: score the empty document
-                windows.append(Window(d, questions[d], titles[d], [], np.zeros(0, np.int64)))
-                continue
-            ids, owner, inside = contexts[d]
-            counted = np.where(inside, owner + sentence_base[d], -1)
-            for a, b in pack_windows(owner, len(doc.spans), budget):
-                windows.append(Window(d, questions[d], titles[d], ids[a:b], counted[a:b]))
         window_logits: np.ndarray | None = None
         sums = np.zeros(int(sentence_base[-1]), dtype=np.float64)
         counts = np.zeros(int(sentence_base[-1]), dtype=np.float64)

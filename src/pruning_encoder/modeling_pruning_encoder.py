@@ -89,6 +89,73 @@ def tag_ranking_activation(backbone: PreTrainedModel, activation: str) -> None:
         backbone.config.problem_type = "regression"
 
 
+RANKING_LOSSES = ("bce", "mse")
+
+
+def pruning_loss(
+    ranking_logits: torch.Tensor | None,
+    pruning_logits: torch.Tensor,
+    pruning_labels: torch.Tensor | None,
+    ranking_targets: torch.Tensor | None,
+    *,
+    ranking_loss: str = "bce",
+    ranking_weight: float = 1.0,
+    pruning_weight: float = 1.0,
+) -> torch.Tensor | None:
+    """The training loss: ``pruning_weight`` times the token keep/drop cross-entropy plus
+    ``ranking_weight`` times the ranking loss, each term only where its targets are given (None
+    where neither is). The model's ``forward(labels=..., pruning_labels=...)`` and
+    ``PruningLoss`` both compute it.
+
+    Args:
+        ranking_logits: ``[batch, num_labels]``; None without a ranking head.
+        pruning_logits: ``[batch, tokens, 2]``.
+        pruning_labels: ``[batch, tokens]`` of 1 (keep), 0 (drop) and -100 (ignored); the term
+            is the mean over the tokens not ignored (0 where all are).
+        ranking_targets: ``[batch]``; NaN marks a window without a target, which is skipped (the
+            training collator writes NaN for a window of a relevant text that misses its
+            relevant sentences). With one logit, ``"bce"`` reads them as relevance in [0, 1]
+            and ``"mse"`` as a teacher's logits; with ``num_labels >= 2``, ``"bce"`` takes them
+            as class indices (cross-entropy, the positive class last).
+        ranking_loss: ``"bce"`` or ``"mse"``.
+
+    Raises:
+        ValueError: An unknown ``ranking_loss``, ranking targets without a ranking head, or
+            ``"mse"`` with ``num_labels >= 2``.
+    """
+    if ranking_loss not in RANKING_LOSSES:
+        raise ValueError(
+            f"Unknown ranking_loss {ranking_loss!r}: expected one of {RANKING_LOSSES}."
+        )
+    terms = []
+    if pruning_labels is not None:
+        flat = pruning_labels.reshape(-1).long()
+        token_loss = nn.functional.cross_entropy(
+            pruning_logits.reshape(-1, 2).float(), flat, ignore_index=-100, reduction="sum"
+        )
+        terms.append(pruning_weight * token_loss / (flat != -100).sum().clamp(min=1))
+    if ranking_targets is not None:
+        if ranking_logits is None:
+            raise ValueError("Ranking labels were given to a pruning_only model (no ranking head).")
+        logits = ranking_logits.float()
+        targets = ranking_targets.reshape(-1).to(logits.dtype)
+        known = ~torch.isnan(targets)
+        if not known.any():  # nothing to learn here, but keep the head in the graph
+            ranking = 0.0 * logits.sum()
+        elif logits.shape[-1] == 1:
+            ranking = (
+                nn.functional.binary_cross_entropy_with_logits
+                if ranking_loss == "bce"
+                else nn.functional.mse_loss
+            )(logits[known, 0], targets[known])
+        elif ranking_loss == "bce":
+            ranking = nn.functional.cross_entropy(logits[known], targets[known].long())
+        else:
+            raise ValueError(f"The {ranking_loss} ranking loss needs num_labels=1.")
+        terms.append(ranking_weight * ranking)
+    return torch.stack(terms).sum() if terms else None
+
+
 class PruningHead(nn.Module):
     """Per-token keep/prune classifier over the encoder's last hidden states."""
 
@@ -227,34 +294,41 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
         head_dtype = next(self.pruning_head.parameters()).dtype
         return self.pruning_head(hidden_states.to(head_dtype))  # type: ignore[no-any-return]
 
-    def _loss(
+    # PruningEncoderForTokenClassification reads ``labels`` as token labels, as transformers'
+    # token classifiers do.
+    labels_are_token_labels = False
+
+    def forward(
         self,
-        ranking_logits: torch.Tensor | None,
-        pruning_logits: torch.Tensor,
-        labels: torch.Tensor | None,
-        pruning_labels: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        losses = []
-        if labels is not None:
-            if ranking_logits is None:
-                raise ValueError(
-                    "Ranking labels were given to a pruning_only model (no ranking head)."
-                )
-            if ranking_logits.shape[-1] == 1:
-                losses.append(
-                    nn.functional.binary_cross_entropy_with_logits(
-                        ranking_logits.view(-1), labels.view(-1).to(ranking_logits.dtype)
-                    )
-                )
-            else:
-                losses.append(nn.functional.cross_entropy(ranking_logits, labels.view(-1).long()))
-        if pruning_labels is not None:
-            flat = pruning_labels.view(-1).long()
-            token_loss = nn.functional.cross_entropy(
-                pruning_logits.view(-1, 2).float(), flat, ignore_index=-100, reduction="sum"
-            )
-            losses.append(token_loss / (flat != -100).sum().clamp(min=1))
-        return torch.stack(losses).sum() if losses else None
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pruning_labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> ModelOutput:
+        """One encoder pass through both heads, and the loss (:func:`pruning_loss` with its
+        defaults) for the targets given.
+
+        Args:
+            input_ids, attention_mask, token_type_ids: ``[batch, tokens]`` pair inputs.
+            labels: ``[batch]`` ranking targets (NaN: none); for
+                :class:`PruningEncoderForTokenClassification`, ``[batch, tokens]`` token labels.
+            pruning_labels: ``[batch, tokens]`` token labels: 1 keep, 0 drop, -100 ignored.
+
+        Returns:
+            :class:`PruningEncoderOutput`, or the sequence/token classifier output of the class.
+        """
+        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
+        if self.labels_are_token_labels:
+            labels, pruning_labels = None, labels
+        loss = pruning_loss(ranking_logits, pruning_logits, pruning_labels, labels)
+        return self._output(loss, ranking_logits, pruning_logits)
+
+    def _output(
+        self, loss: torch.Tensor | None, ranking: torch.Tensor | None, pruning: torch.Tensor
+    ) -> ModelOutput:
+        return PruningEncoderOutput(loss=loss, ranking_logits=ranking, pruning_logits=pruning)
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> None:  # type: ignore[override]
         """Save in the spec's layout, atomically (nothing is half-written on failure)."""
@@ -385,21 +459,6 @@ def load_config(path: str, **hub_kwargs: Any) -> PruningEncoderConfig:
 class PruningEncoderModel(PruningEncoderPreTrainedModel):
     """Both heads in one output, ``ranking_logits`` and ``pruning_logits`` (``AutoModel``)."""
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        pruning_labels: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> PruningEncoderOutput:
-        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
-        loss = self._loss(ranking_logits, pruning_logits, labels, pruning_labels)
-        return PruningEncoderOutput(
-            loss=loss, ranking_logits=ranking_logits, pruning_logits=pruning_logits
-        )
-
 
 class PruningEncoderForSequenceClassification(PruningEncoderPreTrainedModel):
     """``logits`` are the ranking logits; ``pruning_logits`` ride along. Needs a ranking head."""
@@ -414,35 +473,22 @@ class PruningEncoderForSequenceClassification(PruningEncoderPreTrainedModel):
             )
         super().__init__(config, backbone)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        pruning_labels: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> PruningEncoderSequenceClassifierOutput:
-        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
-        loss = self._loss(ranking_logits, pruning_logits, labels, pruning_labels)
+    def _output(
+        self, loss: torch.Tensor | None, ranking: torch.Tensor | None, pruning: torch.Tensor
+    ) -> ModelOutput:
         return PruningEncoderSequenceClassifierOutput(
-            loss=loss, logits=ranking_logits, pruning_logits=pruning_logits
+            loss=loss, logits=ranking, pruning_logits=pruning
         )
 
 
 class PruningEncoderForTokenClassification(PruningEncoderPreTrainedModel):
     """``logits`` are per-token keep/prune logits ``[batch, tokens, 2]``; labels are per token."""
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> PruningEncoderTokenClassifierOutput:
-        ranking_logits, pruning_logits = self._heads(input_ids, attention_mask, token_type_ids)
-        loss = self._loss(ranking_logits, pruning_logits, None, labels)
+    labels_are_token_labels = True
+
+    def _output(
+        self, loss: torch.Tensor | None, ranking: torch.Tensor | None, pruning: torch.Tensor
+    ) -> ModelOutput:
         return PruningEncoderTokenClassifierOutput(
-            loss=loss, logits=pruning_logits, ranking_logits=ranking_logits
+            loss=loss, logits=pruning, ranking_logits=ranking
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -61,11 +62,92 @@ class Template:
 
 @dataclass
 class Window:
-    document: int
+    """One model input: a pair's question (and title) with a run of whole sentences of its
+    context (see :func:`build_windows`)."""
+
+    document: int  # the pair it belongs to, by position among the pairs built together
     question_ids: list[int]
     title_ids: list[int]
     context_ids: list[int]
-    sentence_of_token: np.ndarray  # chunk-global sentence of each context token; -1: not counted
+    # Each context token's sentence, numbered across the pairs built together; -1: not counted.
+    sentence_of_token: np.ndarray
+    # The character of its text that places each context token (see token_positions).
+    position_of_token: np.ndarray
+
+
+class Context(NamedTuple):
+    """A context's tokens (no special tokens): ids, each token's sentence (an index into the
+    context's spans), whether it counts in that sentence's mean keep-probability, and the
+    character that places it (:func:`token_positions`)."""
+
+    ids: list[int]
+    sentence: np.ndarray
+    counted: np.ndarray
+    position: np.ndarray
+
+
+def build_windows(
+    tokenizer: PreTrainedTokenizerBase,
+    template: Template,
+    questions: Sequence[str],
+    texts: Sequence[str],
+    spans: Sequence[Sequence[Span]],
+    titles: Sequence[str | None],
+    *,
+    max_length: int,
+    per_sentence: bool = False,
+) -> list[Window]:
+    """The windows of (question, context) pairs: what ``process()`` runs the model on and what
+    the training collator trains it on, so that both see the same inputs token for token.
+
+    Each context is tokenized as :func:`tokenize_contexts` does and cut by :func:`pack_windows`
+    into runs of whole sentences that fit ``max_length`` tokens with the question, the title and
+    the template's special tokens. A context without sentences (empty or whitespace only) gives
+    one window with no context tokens: the empty document. Windows come in pair order.
+
+    Args:
+        tokenizer: A fast tokenizer (offsets are needed).
+        template: Where ``tokenizer`` puts its special tokens (:meth:`Template.of`).
+        questions, texts, spans, titles: One per pair: the question, the context, its sentence
+            spans (sorted character offsets into the text) and a title (None: none), which goes
+            before the context in every window of the pair.
+        max_length: Tokens of a window, special tokens included.
+        per_sentence: Tokenize each sentence apart (see :func:`tokenize_contexts`).
+
+    Raises:
+        ValueError: A question and title longer than :func:`question_limit` tokens.
+    """
+    limit = question_limit(max_length, template)
+    question_ids = tokenizer(list(questions), add_special_tokens=False, verbose=False)["input_ids"]
+    title_ids = tokenizer(
+        [title or "" for title in titles], add_special_tokens=False, verbose=False
+    )["input_ids"]
+    contexts = tokenize_contexts(tokenizer, texts, spans, per_sentence=per_sentence)
+    windows: list[Window] = []
+    first_sentence = 0
+    for d, context in enumerate(contexts):
+        taken = len(question_ids[d]) + len(title_ids[d])
+        if taken > limit:
+            raise ValueError(
+                f"The question (and title) take {taken} tokens, leaving too little of "
+                f"max_length={max_length} for the context: at most {limit} fit "
+                f"(question {questions[d][:80]!r})."
+            )
+        sentence = np.where(context.counted, context.sentence + first_sentence, -1)
+        budget = max_length - template.num_special - taken
+        for a, b in pack_windows(context.sentence, len(spans[d]), budget):
+            windows.append(
+                Window(
+                    d,
+                    question_ids[d],
+                    title_ids[d],
+                    context.ids[a:b],
+                    sentence[a:b],
+                    context.position[a:b],
+                )
+            )
+        first_sentence += len(spans[d])
+    return windows
 
 
 def pack_windows(
@@ -193,41 +275,68 @@ def tokenize_contexts(
     spans: Sequence[Sequence[Span]],
     *,
     per_sentence: bool = False,
-) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Each context's token ids (no special tokens), each token's sentence and whether it counts
-    in that sentence's mean keep-probability (see :func:`token_sentences`).
+) -> list[Context]:
+    """Each context's tokens (no special tokens), each token's sentence, whether it counts in
+    that sentence's mean keep-probability (see :func:`token_sentences`) and the character that
+    places it. A context without sentences has no tokens.
 
     ``per_sentence=False`` tokenizes each text in one piece (one call for all, with offsets).
     ``per_sentence=True`` tokenizes each sentence on its own, with the whitespace that follows it
     (the first also with what precedes it), and concatenates the ids, as OpenProvence's
     ``process()`` does: every token then belongs to, and counts in, its sentence.
     """
-    empty = np.zeros(0, dtype=np.int64)
-    contexts: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+    contexts: list[Context] = []
     if not per_sentence:
         encoded = tokenizer(
             list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
         )
         for d, sentence_spans in enumerate(spans):
             if not sentence_spans:
-                contexts.append(([], empty, empty.astype(bool)))
+                contexts.append(_empty_context())
                 continue
-            owner, inside = token_sentences(encoded["offset_mapping"][d], sentence_spans)
-            contexts.append((encoded["input_ids"][d], owner, inside))
+            offsets = encoded["offset_mapping"][d]
+            owner, inside = token_sentences(offsets, sentence_spans)
+            contexts.append(
+                Context(encoded["input_ids"][d], owner, inside, token_positions(offsets))
+            )
         return contexts
-    pieces = [
-        piece
-        for text, sentence_spans in zip(texts, spans, strict=True)
-        for piece in sentence_pieces(text, sentence_spans)
-    ]
-    ids = tokenizer(pieces, add_special_tokens=False, verbose=False)["input_ids"] if pieces else []
+    starts: list[int] = []
+    pieces: list[str] = []
+    for text, sentence_spans in zip(texts, spans, strict=True):
+        pieces.extend(sentence_pieces(text, sentence_spans))
+        if sentence_spans:  # where each piece starts in its text
+            starts += [0] + [start for start, _ in sentence_spans[1:]]
+    encoded = (
+        tokenizer(pieces, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        if pieces
+        else {"input_ids": [], "offset_mapping": []}
+    )
     first = 0
     for sentence_spans in spans:
-        own = ids[first : first + len(sentence_spans)]
+        if not sentence_spans:
+            contexts.append(_empty_context())
+            continue
+        own = range(first, first + len(sentence_spans))
         first += len(sentence_spans)
-        owner = np.repeat(np.arange(len(own), dtype=np.int64), [len(i) for i in own])
-        contexts.append(([t for i in own for t in i], owner, np.ones(len(owner), dtype=bool)))
+        ids = [encoded["input_ids"][p] for p in own]
+        owner = np.repeat(np.arange(len(ids), dtype=np.int64), [len(i) for i in ids])
+        # A token of a sentence's piece is placed within that sentence, even one of the
+        # whitespace around it, since the sentence counts it.
+        position = np.concatenate(
+            [
+                np.clip(token_positions(encoded["offset_mapping"][p]) + starts[p], start, end - 1)
+                for p, (start, end) in zip(own, sentence_spans, strict=True)
+            ]
+        )
+        contexts.append(
+            Context([t for i in ids for t in i], owner, np.ones(len(owner), dtype=bool), position)
+        )
     return contexts
+
+
+def _empty_context() -> Context:
+    empty = np.zeros(0, dtype=np.int64)
+    return Context([], empty, empty.astype(bool), empty)
 
 
 def sentence_pieces(text: str, spans: Sequence[Span]) -> list[str]:

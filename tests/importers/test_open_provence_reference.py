@@ -127,8 +127,10 @@ def test_per_sentence_tokenization_gives_the_space_before_a_sentence_its_own_tok
     tokenizer = PreTrainedTokenizerFast.from_pretrained(DATA)
     text = "Cats sleep. It is a city."
     spans = split_sentences(text)
-    [(whole, _, _)] = tokenize_contexts(tokenizer, [text], [spans])
-    [(apart, owner, counted)] = tokenize_contexts(tokenizer, [text], [spans], per_sentence=True)
+    [(whole, _, _, _)] = tokenize_contexts(tokenizer, [text], [spans])
+    [(apart, owner, counted, position)] = tokenize_contexts(
+        tokenizer, [text], [spans], per_sentence=True
+    )
     pieces = tokenizer.convert_ids_to_tokens(apart)
     assert pieces[pieces.index(".") : pieces.index(".") + 3] == [".", "Ġ", "It"]
     assert "ĠIt" in tokenizer.convert_ids_to_tokens(whole)
@@ -136,3 +138,7 @@ def test_per_sentence_tokenization_gives_the_space_before_a_sentence_its_own_tok
         len(pieces) - pieces.index(".") - 2
     )
     assert counted.all()
+    # Each token's character in the whole text; the lone "Ġ", the space after "Cats sleep.", is
+    # placed within that sentence, which counts it.
+    assert position[pieces.index("It")] == text.index("It") + 1
+    assert position[pieces.index("Ġ")] == text.index(".")

@@ -122,6 +122,41 @@ def test_loss_ignores_nan_targets_and_weights_terms() -> None:
     assert mse.item() == pytest.approx(token_ce + 0.05 * (4.0 + 0.0) / 2)
 
 
+def test_model_loss_is_pruning_loss_on_a_collator_batch(tiny_model: PruningEncoder) -> None:
+    # Windows 2+ of the relevant text miss its relevant sentence: NaN ranking targets.
+    batch = PruningDataCollator(tiny_model.tokenizer, max_length=24)(pair_features(records(1)))
+    assert batch["labels"].isnan().any() and not batch["labels"].isnan().all()
+    model = tiny_model.model.eval()
+    output = model(**batch)
+    assert torch.isfinite(output.loss)
+    expected = PruningLoss()(
+        output.ranking_logits, output.pruning_logits, batch["pruning_labels"], batch["labels"]
+    )
+    torch.testing.assert_close(output.loss, expected)
+    # The model's loss trains: it reaches both heads.
+    output.loss.backward()
+    assert model.pruning_head.classifier.weight.grad.abs().sum() > 0
+    assert model.backbone.classifier.weight.grad.abs().sum() > 0
+
+
+def test_loss_of_ignored_tokens_only_is_zero_not_nan() -> None:
+    # A batch of empty texts has no context token to label.
+    loss = PruningLoss(ranking_weight=0)(None, torch.zeros(2, 3, 2), torch.full((2, 3), -100))
+    assert loss.item() == 0.0
+
+
+def test_loss_with_several_ranking_labels_is_cross_entropy_over_classes() -> None:
+    ranking = torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    pruning_logits, pruning_labels = torch.zeros(3, 1, 2), torch.full((3, 1), -100)
+    loss = PruningLoss()(
+        ranking, pruning_logits, pruning_labels, torch.tensor([0.0, 1.0, math.nan])
+    )
+    expected = torch.nn.functional.cross_entropy(ranking[:2], torch.tensor([0, 1]))
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="mse ranking loss needs num_labels=1"):
+        PruningLoss("mse")(ranking, pruning_logits, pruning_labels, torch.zeros(3))
+
+
 def test_loss_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="ranking_loss"):
         PruningLoss("hinge")

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ..configuration_pruning_encoder import CONTEXT_TOKENIZATIONS
 from ..data.records import Record
 from ..sentence_splitter import Span, split_sentences
-from ..windows import Template, Window, collate, pack_windows, token_positions, token_sentences
+from ..windows import Template, build_windows, collate
 
 Feature = dict[str, Any]
 
@@ -44,59 +45,63 @@ def pair_features(records: Iterable[Record]) -> list[Feature]:
 class PruningDataCollator:
     """Turn pair features (see :func:`pair_features`) into model inputs and targets.
 
+    A feature is a dict with ``query``, ``text``, ``relevant_spans``, ``label`` and ``score``
+    (None where unknown), and optionally ``title`` (shown before each window, as
+    ``process(title=...)`` does). Its windows are :func:`~pruning_encoder.windows.build_windows`'s,
+    the ones ``process()`` runs the model on; ``max_length``, ``language`` and
+    ``context_tokenization`` should be the model's, as the trainer sets them.
+
     Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the tokenizer uses
     them), ``pruning_labels`` ``[windows, tokens]``, and ``labels`` / ``scores`` ``[windows]``
     (NaN where a pair has none). A batch may hold more windows than pairs. A window of a relevant
     text that holds none of its relevant tokens gets a NaN ranking target: it is neither a
     positive (its answer is elsewhere) nor a clean negative.
+
+    Raises:
+        ValueError: A slow tokenizer, an unknown ``context_tokenization``, or (when called) a
+            query too long for ``max_length``.
     """
 
     tokenizer: PreTrainedTokenizerBase
     max_length: int = 512
     language: str = "auto"
+    context_tokenization: str = "whole"
     _template: Template = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.tokenizer.is_fast:
             raise ValueError("PruningDataCollator needs a fast tokenizer (offset mapping).")
+        if self.context_tokenization not in CONTEXT_TOKENIZATIONS:
+            raise ValueError(
+                f"Unknown context_tokenization {self.context_tokenization!r}: expected one of "
+                f"{CONTEXT_TOKENIZATIONS}."
+            )
         self._template = Template.of(self.tokenizer)
 
     def __call__(self, features: Sequence[Feature]) -> dict[str, torch.Tensor]:
-        queries = self.tokenizer(
-            [f["query"] for f in features], add_special_tokens=False, verbose=False
-        )["input_ids"]
-        texts = self.tokenizer(
-            [f["text"] for f in features],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            verbose=False,
+        texts = [f["text"] for f in features]
+        windows = build_windows(
+            self.tokenizer,
+            self._template,
+            [f["query"] for f in features],
+            texts,
+            [split_sentences(text, self.language) for text in texts],
+            [f.get("title") for f in features],
+            max_length=self.max_length,
+            per_sentence=self.context_tokenization == "per_sentence",
         )
-        windows: list[Window] = []
         token_labels: list[np.ndarray] = []
         targets: dict[str, list[float]] = {"labels": [], "scores": []}
-        for i, feature in enumerate(features):
-            budget = self.max_length - self._template.num_special - len(queries[i])
-            if budget < min(16, self.max_length // 4):
-                raise ValueError(
-                    f"A query of {len(queries[i])} tokens leaves too little of "
-                    f"max_length={self.max_length} for the text: {feature['query'][:80]!r}"
-                )
-            offsets = texts["offset_mapping"][i]
-            sentences = split_sentences(feature["text"], self.language) or [
-                (0, len(feature["text"]))
-            ]
-            owner, _ = token_sentences(offsets, sentences)
-            relevant = _inside(offsets, feature["relevant_spans"])
-            ids = texts["input_ids"][i]
-            for a, b in pack_windows(owner, len(sentences), budget):
-                windows.append(Window(i, queries[i], [], ids[a:b], owner[a:b]))
-                token_labels.append(relevant[a:b])
-                # Relevant text, but this window misses its relevant part: no ranking target.
-                misses = bool(feature["relevant_spans"]) and not relevant[a:b].any()
-                for key, name in (("labels", "label"), ("scores", "score")):
-                    value = feature.get(name)
-                    known = value is not None and not (misses and value > 0)
-                    targets[key].append(float(value) if value is not None and known else math.nan)
+        for window in windows:
+            feature = features[window.document]
+            relevant = _inside(window.position_of_token, feature["relevant_spans"])
+            token_labels.append(relevant)
+            # Relevant text, but this window misses its relevant part: no ranking target.
+            misses = bool(feature["relevant_spans"]) and not relevant.any()
+            for key, name in (("labels", "label"), ("scores", "score")):
+                value = feature.get(name)
+                known = value is not None and not (misses and value > 0)
+                targets[key].append(float(value) if value is not None and known else math.nan)
         inputs, context_start = collate(
             windows, self._template, self.tokenizer.pad_token_id or 0, torch.device("cpu")
         )
@@ -110,15 +115,14 @@ class PruningDataCollator:
         return batch
 
 
-def _inside(offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> np.ndarray:
-    """1 for each token placed (:func:`token_positions`) inside one of the (sorted) spans,
-    else 0."""
-    starts = token_positions(offsets)
+def _inside(positions: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
+    """1 for each token whose position (:func:`token_positions`) lies inside one of the
+    (sorted) spans, else 0."""
     if not spans:
-        return np.zeros(len(starts), dtype=np.int64)
+        return np.zeros(len(positions), dtype=np.int64)
     span_starts = np.asarray([s for s, _ in spans], dtype=np.int64)
     span_ends = np.asarray([e for _, e in spans], dtype=np.int64)
-    candidate = np.searchsorted(span_starts, starts, side="right") - 1
+    candidate = np.searchsorted(span_starts, positions, side="right") - 1
     valid = candidate >= 0
-    inside = valid & (starts < span_ends[np.maximum(candidate, 0)])
+    inside = valid & (positions < span_ends[np.maximum(candidate, 0)])
     return inside.astype(np.int64)

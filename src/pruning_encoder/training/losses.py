@@ -10,11 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-RANKING_LOSSES = ("bce", "mse")
+from ..modeling_pruning_encoder import RANKING_LOSSES, pruning_loss
+
+__all__ = ["RANKING_LOSSES", "PruningLoss"]
 
 
 class PruningLoss(nn.Module):
-    """``pruning_weight * token CE + ranking_weight * ranking loss`` (BCE or MSE).
+    """``pruning_weight * token CE + ranking_weight * ranking loss`` (BCE or MSE): the model's
+    own loss (:func:`~pruning_encoder.modeling_pruning_encoder.pruning_loss`) with these weights.
 
     Args:
         ranking_loss: ``"bce"`` on 0/1 ``labels`` (the relevance logit, as ``predict`` scores it
@@ -24,6 +27,9 @@ class PruningLoss(nn.Module):
 
     Targets equal to NaN are ignored (a window of a relevant text holding none of its relevant
     sentences has no ranking target); token labels of -100 are ignored.
+
+    Raises:
+        ValueError: An unknown ``ranking_loss``, or weights that are negative or both zero.
     """
 
     def __init__(
@@ -52,27 +58,28 @@ class PruningLoss(nn.Module):
         pruning_labels: torch.Tensor,
         ranking_targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        loss = self.pruning_weight * nn.functional.cross_entropy(
-            pruning_logits.reshape(-1, pruning_logits.shape[-1]).float(),
-            pruning_labels.reshape(-1).long(),
-            ignore_index=-100,
-        )
+        """The loss of one batch: shapes and rules as :func:`pruning_loss`, the one the model's
+        ``forward(labels=..., pruning_labels=...)`` computes.
+
+        Raises:
+            ValueError: A ranking term (``ranking_weight > 0``) without a ranking head or targets;
+                ``"mse"`` with ``num_labels >= 2``.
+        """
         if self.ranking_weight == 0:
-            return loss
-        if ranking_logits is None or ranking_targets is None:
+            ranking_targets = None
+        elif ranking_logits is None or ranking_targets is None:
             raise ValueError(
                 f"ranking_weight={self.ranking_weight} needs a ranking head and "
                 f"{self.target!r} in the batch."
             )
-        if ranking_logits.shape[-1] != 1:
-            raise ValueError(f"The {self.ranking_loss} ranking loss needs num_labels=1.")
-        logits = ranking_logits[:, 0].float()
-        targets = ranking_targets.to(logits.dtype)
-        known = ~torch.isnan(targets)
-        if not known.any():
-            return loss + 0.0 * logits.sum()
-        if self.ranking_loss == "bce":
-            ranking = nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known])
-        else:
-            ranking = nn.functional.mse_loss(logits[known], targets[known])
-        return loss + self.ranking_weight * ranking
+        loss = pruning_loss(
+            ranking_logits,
+            pruning_logits,
+            pruning_labels,
+            ranking_targets,
+            ranking_loss=self.ranking_loss,
+            ranking_weight=self.ranking_weight,
+            pruning_weight=self.pruning_weight,
+        )
+        assert loss is not None  # the token term is always there
+        return loss

@@ -82,7 +82,10 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
         eval_dataset=config.data.eval,
         loss=PruningLoss(**asdict(config.loss)),
         data_collator=PruningDataCollator(
-            tokenizer, int(encoder.config.max_seq_length), config.data.language
+            tokenizer,
+            int(encoder.config.max_seq_length),
+            config.data.language,
+            context_tokenization=encoder.config.context_tokenization,
         ),
     )
     if trainer.is_world_process_zero():

@@ -31,7 +31,8 @@ class PruningEncoderTrainer(Trainer):
         train_dataset / eval_dataset: A JSONL path, records, or an iterable of record dicts
             (such as a ``datasets.Dataset``); each (query, text) pair is one training example.
         loss: The loss module (default: :class:`PruningLoss` with BCE ranking).
-        data_collator: Default: :class:`PruningDataCollator` at the model's ``max_seq_length``.
+        data_collator: Default: :class:`PruningDataCollator` at the model's ``max_seq_length``
+            and ``context_tokenization``.
 
     Evaluation reads the pairs longest first (by characters of question and text), so that a
     batch pads its windows little, as ``process()`` and ``CrossEncoder.predict`` sort theirs (in
@@ -63,7 +64,11 @@ class PruningEncoderTrainer(Trainer):
         if args is None:
             args = PruningEncoderTrainingArguments(output_dir="pruning-encoder-output")
         if data_collator is None:
-            data_collator = PruningDataCollator(inner.tokenizer, int(inner.config.max_seq_length))
+            data_collator = PruningDataCollator(
+                inner.tokenizer,
+                int(inner.config.max_seq_length),
+                context_tokenization=inner.config.context_tokenization,
+            )
         self.loss = loss or PruningLoss()
         super().__init__(
             model=model,
