@@ -274,7 +274,9 @@ def check_service(block: Block, tmp_path: Path) -> None:
     assert [(r["index"], r["pruned_text"]) for r in answer] == [
         (r["index"], r["pruned_text"]) for r in sample
     ]
-    assert [r["score"] for r in answer] == pytest.approx([r["score"] for r in sample], abs=0.01)
+    # The sample shows float32 scores; the service runs bf16 where the CPU has it natively
+    # (measured: 0.709 against float32's 0.716 on an AMD Zen 4), hence 0.02.
+    assert [r["score"] for r in answer] == pytest.approx([r["score"] for r in sample], abs=0.02)
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
