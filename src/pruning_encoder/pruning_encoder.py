@@ -28,8 +28,16 @@ from .bundled import (
     read_bundle,
     resolve_model_path,
 )
-from .configuration_pruning_encoder import MODES, PruningEncoderConfig
-from .context_pruning import Document, check_text, check_top_k
+from .checks import (
+    check_choice,
+    check_mode,
+    check_num_labels,
+    check_ranking_head,
+    check_text,
+    check_top_k,
+)
+from .configuration_pruning_encoder import PruningEncoderConfig
+from .context_pruning import Document, ranking_scores
 from .importers import import_checkpoint, imported_family
 from .importers.checkpoint import Checkpoint
 from .model_card import write_export_card, write_model_card
@@ -63,7 +71,8 @@ class PruningEncoder(nn.Module):
             :mod:`pruning_encoder.importers`), or any Hugging Face encoder (path or Hub id) to
             build a new, untrained PruningEncoder on.
         mode: ``"reranking_pruning"`` or ``"pruning_only"`` (only when building a new model).
-        num_labels: Ranking labels of a new model (1: a relevance logit, scored with a sigmoid).
+        num_labels: Ranking labels of a new model: 1 (a relevance logit, scored with a
+            sigmoid), the only number supported.
         max_length: Tokens per (question, window) input; default: what the backbone allows, at
             most 512.
         default_threshold: The keep threshold ``process()`` uses when none is given.
@@ -88,6 +97,8 @@ class PruningEncoder(nn.Module):
             default, since unpickling can run code.
 
     Raises:
+        ValueError: An unknown ``mode`` or ``backend``, or ``num_labels`` other than 1 (a saved
+            or imported model with several ranking labels is refused as it loads).
         ImportFormatError: A published checkpoint lacks a weight its format requires, or holds
             only a ``pytorch_model.bin`` without ``allow_pytorch_bin``.
 
@@ -117,10 +128,9 @@ class PruningEncoder(nn.Module):
         auto = dtype is None or dtype == AUTO
         # With ONNX, auto is the graph's own precision: fp32 or int8, as file_name says.
         precision = torch.float32 if backend == "onnx" and auto else resolve_dtype(dtype, target)
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}.")
+        check_mode(mode)
+        check_choice(backend, BACKENDS, "backend")
+        check_num_labels(num_labels)
         path = str(model_name_or_path)
         self.name_or_path = path
         bundle = bundle_dir(path)
@@ -259,40 +269,29 @@ class PruningEncoder(nn.Module):
         """Relevance scores of (query, document) pairs, as ``sentence_transformers.CrossEncoder``.
 
         Documents longer than ``max_length`` are scored by their best window, never truncated.
-        Without ``activation_fn``, a one-logit model's scores follow its
-        ``config.ranking_activation`` (a sigmoid probability, or the raw logit for naver's
-        Provence-style models); several logits are returned raw.
+        Without ``activation_fn``, scores are ``process()``'s ``reranking_score``
+        (:func:`~pruning_encoder.context_pruning.ranking_scores`: the sigmoid probability, or
+        the raw logit for naver's Provence-style models, per ``config.ranking_activation``);
+        with it, ``activation_fn`` of the raw logits. ``apply_softmax`` is accepted for
+        CrossEncoder's signature: with one ranking logit it changes nothing.
 
         Raises:
-            ValueError: An input is not a pair of strings, or a text holds a lone surrogate
-                (named as ``inputs[i][0]`` or ``inputs[i][1]``).
+            ValueError: An input is not a pair of strings, a text holds a lone surrogate (named
+                as ``inputs[i][0]`` or ``inputs[i][1]``), or the model is pruning_only.
 
         Example:
             >>> model.predict([("Who wrote Hamlet?", "Shakespeare wrote it.")])  # doctest: +SKIP
             array([0.93], dtype=float32)
         """
-        self._require_ranking_head("predict()")
+        check_ranking_head(self.config, "predict()")
         single = len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
-        documents = []
-        for i, pair in enumerate([inputs] if single else inputs):
+        pairs = [inputs] if single else inputs
+        for i, pair in enumerate(pairs):
             if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
                 raise ValueError(f"inputs[{i}] must be a (query, document) pair of strings.")
-            query, document = pair
-            check_text(query, f"inputs[{i}][0]")
-            check_text(document, f"inputs[{i}][1]")
-            documents.append(Document(query, document, split_sentences(document)))
-        logits_array, _ = self.model.score_documents(
-            documents, batch_size=batch_size, show_progress_bar=show_progress_bar
-        )
-        logits = torch.from_numpy(logits_array)
-        if activation_fn is None:
-            sigmoid = logits.shape[1] == 1 and self.config.ranking_activation == "sigmoid"
-            activation_fn = torch.sigmoid if sigmoid else (lambda x: x)
-        scores = activation_fn(logits)
-        if apply_softmax and scores.shape[1] > 1:
-            scores = torch.softmax(scores, dim=1)
-        if scores.shape[1] == 1:
-            scores = scores[:, 0]
+            check_text(pair[0], f"inputs[{i}][0]")
+            check_text(pair[1], f"inputs[{i}][1]")
+        scores = self._scores(pairs, batch_size, show_progress_bar, activation_fn)
         if convert_to_tensor:
             return scores[0] if single else scores
         if convert_to_numpy:
@@ -311,7 +310,8 @@ class PruningEncoder(nn.Module):
         show_progress_bar: bool | None = None,
         activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> list[dict[str, Any]]:
-        """Documents sorted by relevance to the query, as ``CrossEncoder.rank``.
+        """Documents sorted by relevance to the query, as ``CrossEncoder.rank``; scores as
+        :meth:`predict`'s.
 
         Returns:
             ``[{"corpus_id": int, "score": float, "text": str (with return_documents)}, ...]``.
@@ -319,31 +319,46 @@ class PruningEncoder(nn.Module):
         Raises:
             TypeError: The query or a document is not a string.
             ValueError: The query or a document holds a lone surrogate (named as ``query`` or
-                ``documents[i]``), or ``top_k`` is not a positive integer.
+                ``documents[i]``), ``top_k`` is not a positive integer, or the model is
+                pruning_only.
 
         Example:
             >>> model.rank("Who wrote Hamlet?", ["It rains.", "Shakespeare wrote Hamlet."])
             ... # doctest: +SKIP
             [{'corpus_id': 1, 'score': 0.97}, {'corpus_id': 0, 'score': 0.02}]
         """
+        check_ranking_head(self.config, "rank()")
         check_text(query, "query")
         for i, document in enumerate(documents):
             check_text(document, f"documents[{i}]")
         top_k = check_top_k(top_k)
-        scores = self.predict(
-            [(query, document) for document in documents],
-            batch_size=batch_size,
-            show_progress_bar=show_progress_bar,
-            activation_fn=activation_fn,
-            convert_to_numpy=True,
-        )
+        pairs = [(query, document) for document in documents]
+        scores = self._scores(pairs, batch_size, show_progress_bar, activation_fn).numpy()
         ranked = []
-        for i in np.argsort(-np.asarray(scores), kind="stable")[:top_k]:
-            entry: dict[str, Any] = {"corpus_id": int(i), "score": float(scores[i])}  # type: ignore[index]
+        for i in np.argsort(-scores, kind="stable")[:top_k]:
+            entry: dict[str, Any] = {"corpus_id": int(i), "score": float(scores[i])}
             if return_documents:
                 entry["text"] = documents[i]
             ranked.append(entry)
         return ranked
+
+    def _scores(
+        self,
+        pairs: Sequence[Sequence[str]],
+        batch_size: int,
+        show_progress_bar: bool | None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """``[pairs]`` float32 scores of checked (query, document) pairs."""
+        documents = [Document(query, text, split_sentences(text)) for query, text in pairs]
+        logits, _ = self.model.score_documents(
+            documents, batch_size=batch_size, show_progress_bar=show_progress_bar
+        )
+        assert logits is not None  # a ranking head: checked by the callers
+        if activation_fn is not None:
+            return activation_fn(torch.from_numpy(logits))[:, 0]
+        scores = ranking_scores(logits, self.config.ranking_activation)
+        return torch.from_numpy(scores.astype(np.float32))
 
     def calibrate(
         self,
@@ -380,7 +395,7 @@ class PruningEncoder(nn.Module):
         """Save in the spec's layout, atomically; optionally add ``ranking_model_standalone/``."""
         model = self._float32_model("save_pretrained()")
         if export_ranking_model:
-            self._require_ranking_head("export_ranking_model")
+            check_ranking_head(self.config, "export_ranking_model")
         with atomic_directory(save_directory) as staging:
             model.write_layout(staging)
             write_model_card(model, staging)
@@ -414,7 +429,7 @@ class PruningEncoder(nn.Module):
     def export_ranking_model(self, save_directory: str | os.PathLike[str]) -> None:
         """Write the ranking model alone: loadable by ``AutoModelForSequenceClassification``,
         ``CrossEncoder`` and ``pipeline("text-classification")``."""
-        self._require_ranking_head("export_ranking_model()")
+        check_ranking_head(self.config, "export_ranking_model()")
         with atomic_directory(save_directory) as staging:
             self._write_ranking_export(staging, str(save_directory))
 
@@ -452,10 +467,6 @@ class PruningEncoder(nn.Module):
                 f"{self.name_or_path} again with dtype='auto' (the default) or 'float32'."
             )
         return model
-
-    def _require_ranking_head(self, what: str) -> None:
-        if not self.config.has_ranking_head:
-            raise ValueError(f"{what} needs ranking scores, but this model is pruning_only.")
 
 
 def _is_pruning_encoder(path: str) -> bool:

@@ -27,17 +27,18 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_va
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .context_pruning import (
-    Document,
+from .batch_retry import retry_row_by_row
+from .checks import (
+    check_max_tokens,
+    check_question_tokens,
+    check_ranking_head,
     check_text,
     check_threshold,
-    prune_group,
-    ranking_scores,
 )
+from .context_pruning import Document, prune_group, ranking_scores
 from .highlight import check_tags, highlight
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
-from .token_budget import check_max_tokens
 from .web import service_page
 
 DEFAULT_MAX_TEXTS = 256
@@ -184,39 +185,30 @@ class Batcher:
         await self._queue.put(job)
         return await job.done
 
-    async def _score(self, documents: list[Document]) -> tuple[np.ndarray | None, list[np.ndarray]]:
-        return await asyncio.to_thread(
-            self.model.model.score_documents, documents, show_progress_bar=False
-        )
-
-    async def _score_alone(self, job: _Job) -> None:
-        try:
-            result = await self._score(job.documents)
-        except Exception as error:
-            _settle(job, error=error)
-        else:
-            _settle(job, result)
-
     async def _run(self) -> None:
         while True:
             self._batch = jobs = await self._next_batch()
-            documents = [doc for job in jobs for doc in job.documents]
-            try:
-                logits, probabilities = await self._score(documents)
-            except Exception as error:
-                if len(jobs) == 1:
-                    _settle(jobs[0], error=error)
-                else:  # one request's fault must not fail the others: retry each alone
-                    for job in jobs:
-                        if not job.done.done():
-                            await self._score_alone(job)
-                continue
-            start = 0
-            for job in jobs:
-                end = start + len(job.documents)
-                part = None if logits is None else logits[start:end]
-                _settle(job, (part, probabilities[start:end]))
-                start = end
+            # One request's fault must not fail the others: a failed batch is retried request
+            # by request.
+            outcomes = await asyncio.to_thread(
+                retry_row_by_row, self._score_jobs, jobs, errors=(Exception,)
+            )
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    _settle(job, error=outcome)
+                else:
+                    _settle(job, outcome)
+
+    def _score_jobs(self, jobs: list[_Job]) -> list[tuple[np.ndarray | None, list[np.ndarray]]]:
+        """Each request's share of one model call over the documents of all of them."""
+        documents = [doc for job in jobs for doc in job.documents]
+        logits, probabilities = self.model.model.score_documents(documents, show_progress_bar=False)
+        shares, start = [], 0
+        for job in jobs:
+            end = start + len(job.documents)
+            shares.append((None if logits is None else logits[start:end], probabilities[start:end]))
+            start = end
+        return shares
 
     async def _next_batch(self) -> list[_Job]:
         """Waiting requests, whole, up to ``max_documents`` documents; cancelled ones skipped."""
@@ -326,8 +318,10 @@ def create_app(
     @app.post("/rerank", response_model=list[Rank], response_model_exclude_none=True)
     async def rerank(request: RerankRequest) -> list[Rank]:
         """Texts sorted by relevance to the query, best first (TEI's schema)."""
-        if not model.config.has_ranking_head:
-            raise ServiceError(422, "This model is pruning_only: it gives no scores.")
+        try:
+            check_ranking_head(model.config, "/rerank")
+        except ValueError as error:
+            raise ServiceError(422, str(error)) from None
         check(request.texts, request.query, "texts")
         # Splitting and joining cost time in proportion to the text: keep them off the loop too.
         documents = await asyncio.to_thread(_documents, model, request.query, request.texts)
@@ -382,12 +376,10 @@ def _documents(model: PruningEncoder, question: str, texts: list[str]) -> list[D
     before it joins a batch of other requests (413)."""
     tokens = len(model.tokenizer(question, add_special_tokens=False)["input_ids"])
     limit = model.model.question_token_limit
-    if tokens > limit:
-        raise ServiceError(
-            413,
-            f"The question takes {tokens} tokens: at most {limit} fit the model's "
-            f"{model.max_length}-token window with room for the context.",
-        )
+    try:
+        check_question_tokens(tokens, limit=limit, max_length=model.max_length)
+    except ValueError as error:
+        raise ServiceError(413, str(error)) from None
     return [Document(question, text, split_sentences(text)) for text in texts]
 
 

@@ -14,9 +14,8 @@ except ImportError as error:
     ) from error
 
 from ..bundled import DEFAULT_MODEL
-from ..context_pruning import check_top_k
+from ..checks import check_max_tokens, check_top_k
 from ..pruning_encoder import PruningEncoder
-from ..token_budget import check_max_tokens
 from .rank_and_prune import check_model, load_model, pruning_metadata, rank_and_prune
 
 

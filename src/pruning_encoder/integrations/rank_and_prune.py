@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..context_pruning import check_top_k
+from ..checks import check_top_k
 from ..pruning_encoder import PruningEncoder
 
 
