@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -23,19 +23,14 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .batch_retry import retry_row_by_row
-from .checks import (
-    check_max_tokens,
-    check_question_tokens,
-    check_ranking_head,
-    check_text,
-    check_threshold,
-)
+from .checks import check_question_tokens, check_ranking_head, check_text
 from .context_pruning import Document, prune_group, ranking_scores
+from .fields import MaxTokens, Threshold
 from .highlight import check_tags, highlight
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
@@ -45,21 +40,6 @@ DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
 
 
-def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
-    """A rule of every surface (``check_threshold``, ``check_max_tokens``) as a request field's
-    validator: ``true`` is refused, not read as 1.0, and a refusal is a 422."""
-
-    def validate(value: Any) -> Any:
-        try:
-            return None if value is None else check(value)
-        except TypeError as error:  # pydantic turns ValueErrors, not TypeErrors, into a 422
-            raise ValueError(str(error)) from None
-
-    return BeforeValidator(validate)
-
-
-Threshold = Annotated[float | None, _rule(check_threshold)]
-MaxTokens = Annotated[int | None, _rule(check_max_tokens)]
 # process()'s rule for text: a lone surrogate ("\udbc0" in the JSON) is a 422 naming the field.
 Text = Annotated[str, AfterValidator(lambda text: check_text(text, "the text"))]
 
