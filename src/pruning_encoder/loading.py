@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -27,19 +28,22 @@ from .pair_template import add_pair_template
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class NewModel:
+    """What shapes a new model, as :class:`~pruning_encoder.PruningEncoder` takes it (a saved,
+    bundled or imported model brings its own)."""
+
+    mode: str
+    num_labels: int
+    max_length: int | None
+    default_threshold: float
+    pruning_dropout: float
+
+
 def load_torch_model(
-    path: str,
-    *,
-    mode: str,
-    num_labels: int,
-    max_length: int | None,
-    default_threshold: float,
-    pruning_dropout: float,
-    allow_pytorch_bin: bool,
+    path: str, new: NewModel, *, allow_pytorch_bin: bool
 ) -> PruningEncoderPreTrainedModel:
-    """The model ``path`` names, on the CPU in float32; the options after ``path`` are
-    :class:`~pruning_encoder.PruningEncoder`'s (``mode`` to ``pruning_dropout`` shape only a new
-    model).
+    """The model ``path`` names, on the CPU in float32; ``new`` shapes it if it is a new one.
 
     Raises:
         OSError: ``path`` is no folder, no bundled model and no Hub model that loads.
@@ -53,7 +57,7 @@ def load_torch_model(
     if imported_family(path) is not None:
         return import_checkpoint(path, allow_pytorch_bin=allow_pytorch_bin)
     try:
-        model = build_model(path, mode, num_labels, max_length, default_threshold, pruning_dropout)
+        model = build_model(path, new)
     except OSError as error:
         if os.path.exists(path):
             raise
@@ -87,33 +91,28 @@ def _warn_untrained(path: str) -> None:
         )
 
 
-def build_model(
-    path: str,
-    mode: str,
-    num_labels: int,
-    max_length: int | None,
-    default_threshold: float,
-    pruning_dropout: float,
-) -> PruningEncoderModel:
+def build_model(path: str, new: NewModel) -> PruningEncoderModel:
     """A new PruningEncoder on a pretrained backbone (ranking and pruning heads untrained)."""
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.is_fast:
         raise ValueError(f"{path} has no fast tokenizer: PruningEncoder needs offset mappings.")
     add_pair_template(tokenizer)
-    if mode == "reranking_pruning":
-        backbone = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+    if new.mode == "reranking_pruning":
+        backbone = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=new.num_labels
+        )
     else:
         backbone = AutoModel.from_pretrained(path)
     limits = [512, getattr(backbone.config, "max_position_embeddings", 512)]
     if tokenizer.model_max_length and tokenizer.model_max_length < 1_000_000:
         limits.append(tokenizer.model_max_length)
     config = PruningEncoderConfig(
-        mode=mode,
+        mode=new.mode,
         encoder_config=backbone.config,
         base_model_name_or_path=path,
-        max_seq_length=max_length or min(limits),
-        default_threshold=default_threshold,
-        pruning_dropout=pruning_dropout,
+        max_seq_length=new.max_length or min(limits),
+        default_threshold=new.default_threshold,
+        pruning_dropout=new.pruning_dropout,
     )
     model = PruningEncoderModel(config, backbone=backbone)
     model.tokenizer = tokenizer
@@ -128,14 +127,14 @@ def load_bundled(directory: Path) -> PruningEncoderModel:
     hf_logging.set_verbosity_error()  # the heads the bundle brings are not "missing"
     hf_logging.disable_progress_bar()  # loading a 22 MB bundle needs no progress bar
     try:
-        model = build_model(
-            resolve_model_path(spec["base"]),
+        settings = NewModel(
             spec["mode"],
             spec["num_labels"],
             spec["max_seq_length"],
             spec["default_threshold"],
             spec["pruning_dropout"],
         )
+        model = build_model(resolve_model_path(spec["base"]), settings)
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

@@ -27,7 +27,7 @@ from .checks import (
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .context_pruning import Document, ranking_scores
 from .importers import imported_family
-from .loading import load_torch_model
+from .loading import NewModel, load_torch_model
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
     PruningEncoderPreTrainedModel,
@@ -135,15 +135,8 @@ class PruningEncoder(nn.Module):
                 )
             self.model = OnnxPruningModel(path, file_name)
             return
-        self.model = load_torch_model(
-            path,
-            mode=mode,
-            num_labels=num_labels,
-            max_length=max_length,
-            default_threshold=default_threshold,
-            pruning_dropout=pruning_dropout,
-            allow_pytorch_bin=allow_pytorch_bin,
-        )
+        new = NewModel(mode, num_labels, max_length, default_threshold, pruning_dropout)
+        self.model = load_torch_model(path, new, allow_pytorch_bin=allow_pytorch_bin)
         self.to(target)
         if precision != torch.float32 and auto:  # float32 weights kept: see precision.py
             self.model.inference_copy = InferenceCopy(precision)
