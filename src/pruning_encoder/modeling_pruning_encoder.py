@@ -33,6 +33,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import cached_file
 
+from .checks import check_num_labels
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .context_pruning import ContextPruningMixin
 from .precision import InferenceCopy
@@ -218,6 +219,8 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
                 )
             auto = AutoModelForSequenceClassification if config.has_ranking_head else AutoModel
             backbone = auto.from_config(config.encoder_config)
+        if config.has_ranking_head:  # at creation, load and import: scoring assumes one logit
+            check_num_labels(backbone.config.num_labels, config.name_or_path or None)
         limit = position_limit(backbone)
         if limit is not None and config.max_seq_length > limit:
             raise ValueError(

@@ -29,6 +29,7 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import cached_file
 
+from .checks import check_num_labels
 from .context_pruning import ContextPruningMixin
 from .modeling_pruning_encoder import PruningEncoderPreTrainedModel, load_config
 
@@ -303,6 +304,8 @@ class OnnxPruningModel(ContextPruningMixin):
     def __init__(self, path: str, file_name: str = FP32_FILE) -> None:
         onnxruntime = _require("onnxruntime")
         self.config = load_config(path)
+        if self.config.has_ranking_head:  # as the torch model refuses it when it loads
+            check_num_labels(self.config.encoder_config.num_labels, path)
         self.name_or_path = path
         graph = _resolve(path, file_name)
         options = onnxruntime.SessionOptions()

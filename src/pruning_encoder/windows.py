@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .checks import check_question_tokens
 from .sentence_splitter import Span
 
 # What one more forward pass costs on a CPU beyond its tokens, in padded tokens: about 12 ms of
@@ -127,12 +128,7 @@ def build_windows(
     first_sentence = 0
     for d, context in enumerate(contexts):
         taken = len(question_ids[d]) + len(title_ids[d])
-        if taken > limit:
-            raise ValueError(
-                f"The question (and title) take {taken} tokens, leaving too little of "
-                f"max_length={max_length} for the context: at most {limit} fit "
-                f"(question {questions[d][:80]!r})."
-            )
+        check_question_tokens(taken, limit=limit, max_length=max_length, question=questions[d])
         sentence = np.where(context.counted, context.sentence + first_sentence, -1)
         budget = max_length - template.num_special - taken
         for a, b in pack_windows(context.sentence, len(spans[d]), budget):

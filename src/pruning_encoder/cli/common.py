@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 from ..bundled import DEFAULT_MODEL, bundle_dir
+from ..checks import check_batch_size, check_max_tokens, check_threshold
 from ..onnx_backend import FP32_FILE, INT8_FILE
 from ..pruning_encoder import BACKENDS, PruningEncoder
 
@@ -87,7 +88,7 @@ def model_options() -> argparse.ArgumentParser:
     )
     options.add_argument(
         "--batch-size",
-        type=positive_int,
+        type=_batch_size,
         default=32,
         metavar="N",
         help="inputs per batch (default: 32)",
@@ -250,14 +251,26 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 positive_int = int_at_least(1)
-token_budget = int_at_least(0)
 
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
-    return value
+def rule(check: Callable[[Any], Any], kind: type[int] | type[float]) -> Callable[[str], Any]:
+    """An argparse type: the text read as ``kind``, then checked by ``check``, a rule of
+    :mod:`pruning_encoder.checks` (the Python API's and the service's, with their words)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        try:
+            return check(value)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+probability = rule(check_threshold, float)
+token_budget = rule(check_max_tokens, int)
+_batch_size = rule(check_batch_size, int)

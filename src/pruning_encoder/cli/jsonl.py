@@ -13,7 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..context_pruning import check_text
+from ..checks import check_text
 from ..pruning_encoder import PruningEncoder
 from .common import (
     EXIT_INVALID_INPUT,

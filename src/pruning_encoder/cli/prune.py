@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from ..batch_retry import retry_row_by_row
+from ..context_pruning import RESULT_FIELDS
 from ..engines.corpus import ENGINES, prune_corpus
 from ..highlight import highlight
 from ..pruning_encoder import PruningEncoder
@@ -37,7 +39,6 @@ from .jsonl import InvalidLines, map_jsonl
 logger = logging.getLogger(__name__)
 
 PRUNE_FIELDS = {"question": "a string", "context": "a string"}
-RESULT_FIELDS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
 
 PRUNE_EPILOG = f"""\
 examples:
@@ -276,20 +277,17 @@ def _prune_batch(
     options: Options,
     invalid: InvalidLines,
 ) -> Iterator[dict[str, Any]]:
-    """Each record of the batch with its results added, in order."""
-    try:
-        results = _prune_records(model, [record for _, record in batch], options)
-    except (ValueError, TypeError):
-        # One record the model refuses (an overlong question, text that is not valid Unicode)
-        # fails the whole call: redo the batch record by record to skip just that one.
-        for number, record in batch:
-            try:
-                yield {**record, **_prune_records(model, [record], options)[0]}
-            except (ValueError, TypeError) as exc:
-                invalid.report(number, f"cannot prune: {exc}")
-        return
-    for (_, record), result in zip(batch, results, strict=True):
-        yield {**record, **result}
+    """Each record of the batch with its results added, in order; a record the model refuses
+    (an overlong question) is reported and skipped."""
+
+    def call(part: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        return _prune_records(model, [record for _, record in part], options)
+
+    for (number, record), outcome in zip(batch, retry_row_by_row(call, batch), strict=True):
+        if isinstance(outcome, Exception):
+            invalid.report(number, f"cannot prune: {outcome}")
+        else:
+            yield {**record, **outcome}
 
 
 def _prune_records(

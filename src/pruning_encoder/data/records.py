@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context_pruning import check_text
+from ..checks import check_text
 from ..sentence_splitter import Span
 
 FIELDS = ("query", "texts", "labels", "scores", "relevant_spans", "answers", "id")

@@ -12,14 +12,13 @@ from typing import Any
 import torch
 from transformers.utils import logging as hf_logging
 
+from ..batch_retry import retry_row_by_row
 from ..bundled import DEFAULT_MODEL
-from ..context_pruning import check_threshold
+from ..checks import check_batch_size, check_max_tokens, check_threshold
+from ..context_pruning import RESULT_FIELDS, SENTENCE_FIELDS
 from ..onnx_backend import FP32_FILE
 from ..pruning_encoder import PruningEncoder
-from ..token_budget import check_max_tokens
 
-RESULT_COLUMNS = ("pruned_context", "reranking_score", "compression_rate", "kept_spans")
-PROBABILITY_COLUMNS = ("sentence_spans", "sentence_probabilities")
 ERROR_COLUMN = "error"
 Columns = dict[str, list[Any]]
 
@@ -81,9 +80,7 @@ class BatchPruner:
     ) -> None:
         self.threshold = None if threshold is None else check_threshold(threshold)
         self.max_tokens = check_max_tokens(max_tokens)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        self.batch_size = batch_size
+        self.batch_size = check_batch_size(batch_size)
         self.question_column = question_column
         self.context_column = context_column
         self.title_column = title_column
@@ -151,22 +148,16 @@ class BatchPruner:
     def _process(
         self, questions: list[Any], contexts: list[Any], titles: list[Any], rows: list[int]
     ) -> list[dict[str, Any]]:
-        if not rows:
-            return []
-        try:
+        def call(part: list[int]) -> list[dict[str, Any]]:
             return self._call(
-                [questions[r] for r in rows], [contexts[r] for r in rows], [titles[r] for r in rows]
+                [questions[r] for r in part], [contexts[r] for r in part], [titles[r] for r in part]
             )
-        except (ValueError, TypeError):
-            # One row the model refuses (a question too long for the window) fails the call:
-            # redo the batch row by row to fail just that one.
-            results = []
-            for r in rows:
-                try:
-                    results.extend(self._call([questions[r]], [contexts[r]], [titles[r]]))
-                except (ValueError, TypeError) as error:
-                    results.append({ERROR_COLUMN: str(error)})
-            return results
+
+        # A row the model refuses (a question too long for the window) gets its error alone.
+        return [
+            {ERROR_COLUMN: str(outcome)} if isinstance(outcome, Exception) else outcome
+            for outcome in retry_row_by_row(call, rows)
+        ]
 
     def _call(
         self, questions: list[str], contexts: list[str], titles: list[str | None]
@@ -223,11 +214,11 @@ def refuse_clashes(columns: Iterable[str], reserved: Iterable[str], source: str)
 
 def output_columns(max_tokens: int | None, sentence_probabilities: bool) -> tuple[str, ...]:
     """The result columns of a pruner with these options, in order."""
-    columns = [*RESULT_COLUMNS]
+    columns = [*RESULT_FIELDS]
     if max_tokens is not None:
         columns.append("kept_tokens")
     if sentence_probabilities:
-        columns.extend(PROBABILITY_COLUMNS)
+        columns.extend(SENTENCE_FIELDS)
     return (*columns, ERROR_COLUMN)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..context_pruning import check_text
+from ..checks import check_text
 
 if TYPE_CHECKING:  # pyarrow is imported where used: the command line runs without it
     import pyarrow as pa

@@ -14,9 +14,8 @@ except ImportError as error:
     ) from error
 
 from ..bundled import DEFAULT_MODEL
-from ..context_pruning import check_top_k
+from ..checks import check_batch_size, check_max_tokens, check_threshold, check_top_k
 from ..pruning_encoder import PruningEncoder
-from ..token_budget import check_max_tokens
 from .rank_and_prune import check_model, load_model, pruning_metadata, rank_and_prune
 
 
@@ -35,11 +34,9 @@ class PruningEncoderRanker:
             one, loaded by :meth:`warm_up` (default: the bundled ``minilm-l6-wiki``). Only a name
             or path can be serialized with the pipeline.
         top_k: Return at most this many documents (None: all that keep a sentence).
-        threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
-            default threshold).
-        max_tokens: A token budget: the kept sentences of all documents together take at most
-            this many tokens of the model's tokenizer, the most probable first (None: no budget).
-        batch_size: Inputs per forward pass.
+        threshold, max_tokens, batch_size: The keep threshold (None: the model's), a token
+            budget for all documents together (None: none) and the inputs per forward pass, as
+            :func:`~pruning_encoder.integrations.rank_and_prune.rank_and_prune` reads them.
 
     Example:
         >>> from haystack import Document
@@ -61,6 +58,9 @@ class PruningEncoderRanker:
     ) -> None:
         check_model(model)
         check_top_k(top_k)
+        if threshold is not None:
+            check_threshold(threshold)
+        check_batch_size(batch_size)
         check_max_tokens(max_tokens)
         self.model = model
         self.top_k = top_k

@@ -16,6 +16,7 @@ except ImportError as error:
     ) from error
 
 from ..bundled import DEFAULT_MODEL
+from ..fields import BatchSize, MaxTokens, Threshold, TopN
 from ..pruning_encoder import PruningEncoder
 from .rank_and_prune import load_model, pruning_metadata, rank_and_prune
 
@@ -34,11 +35,9 @@ class PruningEncoderCompressor(BaseDocumentCompressor):
         model: A :class:`PruningEncoder`, or the name of a bundled model or the path of a saved
             one, loaded when the compressor is made (default: the bundled ``minilm-l6-wiki``).
         top_n: Return at most this many documents (None: all that keep a sentence).
-        threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
-            default threshold).
-        max_tokens: A token budget: the kept sentences of all documents together take at most
-            this many tokens of the model's tokenizer, the most probable first (None: no budget).
-        batch_size: Inputs per forward pass.
+        threshold, max_tokens, batch_size: The keep threshold (None: the model's), a token
+            budget for all documents together (None: none) and the inputs per forward pass, as
+            :func:`~pruning_encoder.integrations.rank_and_prune.rank_and_prune` reads them.
 
     Example:
         >>> from langchain_core.documents import Document
@@ -53,10 +52,10 @@ class PruningEncoderCompressor(BaseDocumentCompressor):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     model: PruningEncoder | str = Field(default=DEFAULT_MODEL, repr=False)
-    top_n: int | None = Field(default=None, ge=1)
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=0, strict=True)
-    batch_size: int = Field(default=32, ge=1)
+    top_n: TopN = None
+    threshold: Threshold = None
+    max_tokens: MaxTokens = None
+    batch_size: BatchSize = 32
     _encoder: PruningEncoder = PrivateAttr()
 
     def model_post_init(self, context: Any) -> None:

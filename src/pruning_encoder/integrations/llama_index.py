@@ -16,6 +16,7 @@ except ImportError as error:
     ) from error
 
 from ..bundled import DEFAULT_MODEL
+from ..fields import BatchSize, MaxTokens, Threshold, TopN
 from ..pruning_encoder import PruningEncoder
 from .rank_and_prune import load_model, pruning_metadata, rank_and_prune
 
@@ -34,11 +35,9 @@ class PruningEncoderPostprocessor(BaseNodePostprocessor):
             one, loaded when the postprocessor is made (default: the bundled ``minilm-l6-wiki``).
             Only a name or path serializes with ``to_dict()``.
         top_n: Return at most this many nodes (None: all that keep a sentence).
-        threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
-            default threshold).
-        max_tokens: A token budget: the kept sentences of all documents together take at most
-            this many tokens of the model's tokenizer, the most probable first (None: no budget).
-        batch_size: Inputs per forward pass.
+        threshold, max_tokens, batch_size: The keep threshold (None: the model's), a token
+            budget for all documents together (None: none) and the inputs per forward pass, as
+            :func:`~pruning_encoder.integrations.rank_and_prune.rank_and_prune` reads them.
 
     Example:
         >>> from llama_index.core.schema import NodeWithScore, TextNode
@@ -56,14 +55,10 @@ class PruningEncoderPostprocessor(BaseNodePostprocessor):
         description="The PruningEncoder, or a bundled model name or saved model path.",
         repr=False,
     )
-    top_n: int | None = Field(default=None, ge=1, description="Return at most this many nodes.")
-    threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Keep sentences scoring above this."
-    )
-    max_tokens: int | None = Field(
-        default=None, ge=0, strict=True, description="Keep at most this many tokens in all."
-    )
-    batch_size: int = Field(default=32, ge=1, description="Inputs per forward pass.")
+    top_n: TopN = Field(default=None, description="Return at most this many nodes.")
+    threshold: Threshold = Field(default=None, description="Keep sentences scoring above this.")
+    max_tokens: MaxTokens = Field(default=None, description="Keep at most this many tokens in all.")
+    batch_size: BatchSize = Field(default=32, description="Inputs per forward pass.")
     _encoder: PruningEncoder = PrivateAttr()
 
     def model_post_init(self, context: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..context_pruning import check_top_k
+from ..checks import check_ranking_head, check_top_k
 from ..pruning_encoder import PruningEncoder
 
 
@@ -37,17 +37,28 @@ def rank_and_prune(
     """The texts to keep, as ``(input position, process() result)``: best first, at most top_n.
 
     A text pruned to nothing has no sentence relevant to the query and is dropped, before the
-    top_n cut. ``max_tokens`` is a budget over all the texts (``process(max_tokens=...)``), so
-    the texts returned take at most that many tokens together. A pruning_only model has no
-    scores: texts keep their input order, and top_n (a cut by score) is refused, as in
-    ``process()``.
+    top_n cut. A pruning_only model has no scores: texts keep their input order, and top_n (a
+    cut by score) is refused, as in ``process()``.
+
+    Args:
+        model: The model.
+        query: The query.
+        texts: The texts to rank and prune.
+        threshold: Keep a sentence when its keep-probability exceeds this (None: the model's
+            default threshold).
+        top_n: Return at most this many texts (None: all that keep a sentence).
+        batch_size: Inputs per forward pass.
+        max_tokens: A token budget over all the texts (``process(max_tokens=...)``): the kept
+            sentences of all of them together take at most this many tokens of the model's
+            tokenizer, the most probable first (None: no budget).
+        top_n_name: What the framework calls ``top_n``, in messages.
     """
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}.")
     check_top_k(top_n, top_n_name)
     ranking = model.config.has_ranking_head
-    if top_n is not None and not ranking:
-        raise ValueError(f"{top_n_name} needs reranking scores, but this model is pruning_only.")
+    if top_n is not None:
+        check_ranking_head(model.config, top_n_name)
     if not texts:
         return []
     results = model.process(

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from ..configuration_pruning_encoder import MODES
+from ..checks import check_mode, check_num_labels, check_threshold
 from .losses import RANKING_LOSSES
 from .training_args import PruningEncoderTrainingArguments
 
@@ -127,8 +127,8 @@ def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConf
         model.lora = _section(
             LoraSection, _mapping(lora, source, "model.lora"), source, "model.lora"
         )
-    if model.mode not in MODES:
-        raise ConfigError(f"{source}: model.mode must be one of {MODES}, got {model.mode!r}.")
+    _rule(check_mode, model.mode, source, "model.mode")
+    _rule(check_num_labels, model.num_labels, source, "model.num_labels")
     loss = _section(LossSection, _mapping(raw.get("loss", {}), source, "loss"), source, "loss")
     if loss.ranking_loss not in RANKING_LOSSES:
         raise ConfigError(f"{source}: loss.ranking_loss must be one of {RANKING_LOSSES}.")
@@ -143,14 +143,26 @@ def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConf
     if "output_dir" not in training:
         raise ConfigError(f"{source}: missing key 'training.output_dir'.")
     threshold = raw.get("threshold", "tune")
-    if threshold != "tune" and not (
-        isinstance(threshold, int | float) and 0 <= threshold <= 1 and threshold is not True
-    ):
-        raise ConfigError(f"{source}: threshold must be 'tune' or a number in [0, 1].")
+    if threshold != "tune":
+        try:
+            threshold = check_threshold(threshold)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{source}: threshold must be 'tune' or a number in [0, 1], got {threshold!r}."
+            ) from None
     data = _section(DataSection, _mapping(raw["data"], source, "data"), source, "data")
     if threshold == "tune" and data.eval is None:
         raise ConfigError(f"{source}: threshold 'tune' needs data.eval (a validation file).")
     return TrainConfig(model, data, dict(training), loss, threshold)
+
+
+def _rule(check: Any, value: Any, source: str, key: str) -> Any:
+    """``check(value)`` (a rule of :mod:`pruning_encoder.checks`, the Python API's), its refusal
+    a ConfigError naming the file and key."""
+    try:
+        return check(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{source}: {key}: {error}") from None
 
 
 def _section(cls: Any, values: dict[str, Any], source: str, name: str) -> Any:

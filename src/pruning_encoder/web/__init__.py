@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from ..checks import check_threshold
 from ..context_pruning import sentence_tokens
 
 __all__ = ["html_report", "report_page", "service_page"]
@@ -89,13 +90,14 @@ def html_report(
         The HTML page, one string.
 
     Raises:
-        ValueError: As ``process()`` (e.g. a question too long for the window).
+        ValueError, TypeError: As ``process()`` (e.g. a question too long for the window, or a
+            threshold that is not a number in [0, 1]).
 
     Example:
         >>> page = html_report(model, "Who wrote Hamlet?", ["Hamlet is by Shakespeare."])
         ... # doctest: +SKIP
     """
-    used = float(model.config.default_threshold if threshold is None else threshold)
+    used = check_threshold(threshold, default=model.config.default_threshold)
     if results is None:
         results = model.process(
             question,
