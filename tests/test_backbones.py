@@ -106,6 +106,7 @@ def test_the_ranking_model_loads_in_cross_encoder_and_pipeline(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", BACKBONES)
 def test_onnx_export_runs_like_torch(
     kind: str, models: dict[str, tuple[PruningEncoder, Path]], tmp_path: Path
@@ -149,6 +150,7 @@ def test_one_training_step_moves_both_heads(
     assert any(k.startswith("backbone.") for k in moved)  # the ranking head
 
 
+@pytest.mark.slow
 def test_every_backbone_loads_with_remote_code_alone(
     models: dict[str, tuple[PruningEncoder, Path]],
     run_without_the_package: Callable[[str], subprocess.CompletedProcess[str]],

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 METHODS = {"CrossEncoder", "predict", "process", "auto", "bf16", "onnx", "int8"}
 

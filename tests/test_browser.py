@@ -22,6 +22,8 @@ from pruning_encoder import PruningEncoder
 from pruning_encoder.cli import main
 from pruning_encoder.highlight import marked_spans
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # No network, no background services, no first-run work: the page must stand on its own.

@@ -151,6 +151,7 @@ def test_auto_loading_matches_pruning_encoder(tiny_model: PruningEncoder, saved:
     assert got["reranking_score"] == pytest.approx(want["reranking_score"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_remote_code_loads_without_the_package(
     tiny_model: PruningEncoder,
     saved: Path,

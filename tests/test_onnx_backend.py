@@ -178,6 +178,7 @@ def benchmark_pairs(count: int) -> list[tuple[str, str]]:
     return pairs
 
 
+@pytest.mark.slow
 def test_int8_minilm_meets_the_agreement_targets(tmp_path: Path) -> None:
     """The bundled model's int8 graph against torch fp32: ranking-score Pearson ≥ 0.99 and the
     same keep decision on ≥ 98% of sentences at the default threshold, outside a margin around it.

@@ -369,7 +369,11 @@ def check_layout(block: Block, tiny_backbone: Path, tmp_path: Path) -> None:
     assert top_level - named == set(), "saving writes files that the layout does not name"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
+# A block that runs starts a process with the real model: slow.
+@pytest.mark.parametrize(
+    "block",
+    [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if job(b) else []) for b in BLOCKS],
+)
 def test_readme_block(
     block: Block, runs: dict[str, Future[object]], tiny_backbone: Path, tmp_path: Path
 ) -> None:

@@ -187,6 +187,7 @@ def test_concurrent_requests_equal_sequential_ones(served: tuple[str, PruningEnc
             assert a["reranking_score"] == pytest.approx(b["reranking_score"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_serve_command_applies_its_limits_and_stops_on_ctrl_c(
     tiny_backbone: Path, tmp_path: Path
 ) -> None:

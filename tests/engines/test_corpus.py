@@ -164,6 +164,7 @@ def test_resuming_with_other_options_is_refused(model: str, tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 def test_a_killed_ray_run_resumes_to_the_single_process_output(model: str, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     write_inputs(tmp_path / "in", 200)

@@ -16,6 +16,8 @@ from pruning_encoder import PruningEncoder
 from pruning_encoder.engines import BatchPruner, RayPruner
 from pruning_encoder.engines.batch_pruner import arrow_types
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "where is paris?"
 CONTEXT = "Paris is the capital of France. Cats purr. The city is big."
 

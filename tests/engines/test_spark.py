@@ -21,6 +21,8 @@ if shutil.which("java") is None and not os.environ.get("CI"):
 
 from pruning_encoder.engines.spark import pruning_udf
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "where is paris?"
 CONTEXT = "Paris is the capital of France. Cats purr. The city is big."
 

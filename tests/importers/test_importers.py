@@ -201,6 +201,7 @@ def test_the_converted_model_loads_through_every_path(
     assert output["score"] == pytest.approx(score, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_convert_writes_our_layout_and_runs_no_checkpoint_code(
     checkpoints: dict[str, Path],
     tmp_path: Path,

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from test_training import config_dict
 
+pytestmark = pytest.mark.slow
+
 LAUNCH = [
     "launch",
     "--multi_gpu",  # several processes; on a machine without GPUs they train on CPU, with gloo
