@@ -2,8 +2,8 @@
 
 One subcommand per task, each a sibling under ``build_parser()`` sharing the option groups of
 ``console_options()`` and ``model_options()``: ``prune``, ``rank``, ``train``, ``eval``,
-``calibrate``, ``build-data``, ``export``, ``convert`` and ``serve``. Without ``--model``, the
-bundled default model is used.
+``calibrate``, ``build-data``, ``label``, ``write-questions``, ``export``, ``convert`` and
+``serve``. Without ``--model``, the bundled default model is used.
 
 Exit status: 0 success, 1 some input was invalid (reported and skipped), 2 usage or setup error
 (bad arguments, unreadable input, a model that does not load).
@@ -13,9 +13,9 @@ subcommands share (exit codes, ``CliError``, the option groups, loading the mode
 input and writing output atomically, the console); ``jsonl`` the batch ``--input`` JSONL
 machinery of ``prune`` and ``rank``; then one module per subcommand with its epilog, its
 ``add_*(commands, parents)`` and its handler: ``prune``, ``rank``, ``train``, ``evaluate``
-(``eval``), ``calibrate``, ``build_data``, ``export``, ``convert`` and ``serve``. The heavy
-modules a subcommand needs (training, evaluation, the server) are imported by its handler, when it
-runs.
+(``eval``), ``calibrate``, ``build_data``, ``label`` (``label`` and ``write-questions``),
+``export``, ``convert`` and ``serve``. The heavy modules a subcommand needs (training,
+evaluation, the server, the LLM client) are imported by its handler, when it runs.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .common import (
 from .convert import add_convert
 from .evaluate import add_eval
 from .export import add_export
+from .label import add_label
 from .prune import add_prune
 from .rank import add_rank
 from .serve import add_serve
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval(commands, parents=[console_options(), model_options()])
     add_calibrate(commands, parents=[console_options(), model_options()])
     add_build_data(commands, parents=[console_options()])
+    add_label(commands, parents=[console_options()])
     add_export(commands, parents=[console_options(), model_choice()])
     add_convert(commands, parents=[console_options()])
     add_serve(commands, parents=[console_options(), model_options()])

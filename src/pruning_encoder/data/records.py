@@ -16,6 +16,8 @@ One JSON object per line (or one row of a ``datasets.Dataset``)::
   that answer the query (``[]`` for an irrelevant text); overlapping spans are merged.
 - ``answers`` (optional): answer strings, for the "answer kept" metric.
 - ``id`` (optional): any JSON value, carried through.
+- ``meta`` (optional): any JSON value, carried through and never read (e.g. where a record's
+  labels came from: ``pruning-encoder label`` writes the model's answer there).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from ..checks import check_text
 from ..sentence_splitter import Span
 
-FIELDS = ("query", "texts", "labels", "scores", "relevant_spans", "answers", "id")
+FIELDS = ("query", "texts", "labels", "scores", "relevant_spans", "answers", "id", "meta")
 
 
 class DataError(ValueError):
@@ -48,6 +50,7 @@ class Record:
     scores: list[float] | None = None
     answers: list[str] = field(default_factory=list)
     id: Any = None
+    meta: Any = None
 
     @property
     def relevance(self) -> list[float]:
@@ -67,6 +70,8 @@ class Record:
             row["answers"] = self.answers
         if self.id is not None:
             row["id"] = self.id
+        if self.meta is not None:
+            row["meta"] = self.meta
         return row
 
 
@@ -140,7 +145,7 @@ def parse_record(row: Any, where: str) -> Record:
     answers = row.get("answers", [])
     if not isinstance(answers, list) or not all(isinstance(a, str) and a for a in answers):
         raise DataError(f"{where}: 'answers' must be a list of non-empty strings.")
-    return Record(query, texts, spans, labels, scores, answers, row.get("id"))
+    return Record(query, texts, spans, labels, scores, answers, row.get("id"), row.get("meta"))
 
 
 def _numbers(
