@@ -27,9 +27,9 @@ from pruning_encoder import split_sentences
 from pruning_encoder.cli import main
 from pruning_encoder.data.llm_client import (
     ChatClient,
+    LlamaServer,
     LLMSetupError,
     ResponseCache,
-    llama_server,
     request_key,
 )
 from pruning_encoder.data.llm_labels import LLMLabeller, answer_in_labels, parse_reply
@@ -430,8 +430,8 @@ def smollm2() -> Path:
 @pytest.fixture(scope="session")
 def llama_url(smollm2: Path) -> Iterator[str]:
     # One thread: two spin-waiting threads on two busy cores run 10-40 times slower.
-    with llama_server(smollm2, parallel=2, ctx_size=1024, threads=1) as url:
-        yield url
+    with LlamaServer(smollm2, parallel=2, ctx_size=1024, threads=1) as server:
+        yield server.url()
 
 
 def test_llama_cpp_labels_in_the_training_format_and_reruns_from_the_cache(
@@ -466,8 +466,8 @@ def test_llama_cpp_writes_questions_in_label_input_format(llama_url: str) -> Non
         assert tuple(question["source_span"]) == SPANS[question["source_sentence"] - 1]
 
 
-def test_cli_gguf_labels_then_resumes_without_requests(
-    smollm2: Path, tmp_path: Path, capsys: Any
+def test_cli_gguf_labels_then_resumes_without_loading_the_model(
+    smollm2: Path, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = tmp_path / "questions.jsonl"
     source.write_text(json.dumps({**LOUVRE, "id": "louvre"}) + "\n")
@@ -482,6 +482,27 @@ def test_cli_gguf_labels_then_resumes_without_requests(
     assert len(written.splitlines()) + len(errors.splitlines()) == 1
     if written:
         assert read_records(output)[0].id == "louvre"
+    import xllamacpp
+
+    def no_server(params: Any) -> None:
+        raise AssertionError("llama.cpp started for a job whose replies are all cached")
+
+    monkeypatch.setattr(xllamacpp, "Server", no_server)
     assert main(args) == status
     assert "0 requests, 1 replies from the cache" in capsys.readouterr().err
     assert output.read_text() == written
+
+
+def test_a_gguf_llama_cpp_cannot_load_is_a_setup_error(
+    smollm2: Path, tmp_path: Path, capsys: Any
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(64))
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(LOUVRE) + "\n")
+    output = tmp_path / "out.jsonl"
+    assert main(["label", str(source), "--output", str(output), "--gguf", str(broken)]) == 2
+    assert f"llama.cpp could not start with {broken}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.gguf", "in.jsonl"]
+    with pytest.raises(FileNotFoundError, match="missing.gguf: no such model file"):
+        LlamaServer(tmp_path / "missing.gguf")

@@ -309,40 +309,42 @@ def _read_lines(path: str) -> tuple[list[int], list[Any], list[tuple[int, str]]]
 @contextlib.contextmanager
 def _client(args: argparse.Namespace, output: Path) -> Iterator[ChatClient]:
     """The chat client of the job's options; with --gguf, llama.cpp runs until the end."""
-    from ..data.llm_client import ChatClient, ResponseCache, llama_server
+    from ..data.llm_client import ChatClient, LlamaServer, ResponseCache
 
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise CliError(f"--api-key-env: the environment variable {args.api_key_env} is unset")
+    base_url: str | Callable[[], str] = args.base_url
+    model = args.model
+    server = None
+    if args.gguf:
+        try:
+            server = LlamaServer(
+                args.gguf,
+                parallel=args.concurrency,
+                ctx_size=args.ctx_size,
+                threads=args.threads,
+                verbose=args.verbose,
+            )
+        except (ImportError, OSError, ValueError) as error:
+            raise CliError(str(error)) from None
+        base_url = server.url  # llama.cpp loads at the first reply that is not in the cache
+        gguf = Path(args.gguf)
+        model = args.model or f"{gguf.name} ({gguf.stat().st_size} bytes)"
     cache = None
     if not args.no_cache:
         cache_path = args.cache or str(output.with_name(f"{output.stem}.cache.jsonl"))
         try:
             cache = ResponseCache(cache_path)
         except OSError as error:
-            raise CliError(f"cannot open the cache {cache_path}: {error.strerror}") from None
+            raise CliError(f"cannot read the cache {cache_path}: {error.strerror}") from None
     with contextlib.ExitStack() as stack:
+        if server is not None:
+            stack.enter_context(server)
         if cache is not None:
             stack.callback(cache.close)
-        if args.gguf:
-            try:
-                base_url = stack.enter_context(
-                    llama_server(
-                        args.gguf,
-                        parallel=args.concurrency,
-                        ctx_size=args.ctx_size,
-                        threads=args.threads,
-                        verbose=args.verbose,
-                    )
-                )
-            except (ImportError, OSError, ValueError, RuntimeError) as error:
-                raise CliError(str(error)) from None
-            gguf = Path(args.gguf)
-            model = args.model or f"{gguf.name} ({gguf.stat().st_size} bytes)"
-        else:
-            base_url, model = args.base_url, args.model
         client = ChatClient(
             base_url,
             model=model,

@@ -12,15 +12,14 @@ Needs ``pip install 'pruning-encoder[label]'`` (httpx; xllamacpp for a local GGU
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -64,10 +63,10 @@ class ResponseCache:
     (the last one of a job that was killed mid-write) is skipped with a warning.
 
     Args:
-        path: The JSONL file; created, with its folder, when missing.
+        path: The JSONL file; created, with its folder, at the first reply.
 
     Raises:
-        OSError: The file cannot be read or created.
+        OSError: The file cannot be read; from :meth:`put`, it cannot be written.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -85,8 +84,7 @@ class ResponseCache:
                         skipped += line.strip() != ""
         if skipped:
             logger.warning("%s: skipped %d unreadable cache line(s)", self.path, skipped)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._file: TextIO | None = None  # opened by the first put()
 
     def __len__(self) -> int:
         return len(self._replies)
@@ -99,12 +97,18 @@ class ResponseCache:
         """Store a reply: in memory and, flushed, at the end of the file."""
         line = json.dumps({"key": key, "content": content}, ensure_ascii=False) + "\n"
         with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (close())
             self._replies[key] = content
             self._file.write(line)
             self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -120,7 +124,9 @@ class ChatClient:
 
     Args:
         base_url: The API root as OpenAI clients take it, e.g. ``http://localhost:8080/v1``;
-            requests go to ``{base_url}/chat/completions``.
+            requests go to ``{base_url}/chat/completions``. Or a function that returns it,
+            called before the first request (e.g. :meth:`LlamaServer.url`, which starts the
+            server only when a reply is not in the cache).
         model: The model name sent with each request (part of the cache key).
         api_key: Sent as ``Authorization: Bearer ...`` when given.
         cache: Where replies are kept across runs; None keeps none.
@@ -138,7 +144,7 @@ class ChatClient:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Callable[[], str],
         *,
         model: str,
         api_key: str | None = None,
@@ -149,7 +155,7 @@ class ChatClient:
         json_schema: bool = True,
         connections: int = 4,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._base_url = base_url
         self.model = model
         self.cache = cache
         self.max_tokens = max_tokens
@@ -211,7 +217,13 @@ class ChatClient:
         return content
 
     def _post(self, body: dict[str, Any]) -> str:
-        url = f"{self.base_url}/chat/completions"
+        base_url = self._base_url
+        if callable(base_url):
+            try:
+                base_url = base_url()
+            except (RuntimeError, OSError) as error:
+                raise LLMSetupError(str(error)) from None
+        url = f"{base_url.rstrip('/')}/chat/completions"
         try:
             response = self._http.post(url, json=body)
         except httpx.TimeoutException:
@@ -250,65 +262,90 @@ def _error_text(response: httpx.Response) -> str:
     return " ".join(str(message).split())[:300] or response.reason_phrase
 
 
-@contextlib.contextmanager
-def llama_server(
-    gguf: str | Path,
-    *,
-    parallel: int = 1,
-    ctx_size: int = 4096,
-    threads: int | None = None,
-    verbose: bool = False,
-) -> Iterator[str]:
-    """Run llama.cpp's OpenAI-compatible server on loopback for a GGUF model, in this process.
+class LlamaServer:
+    """llama.cpp's OpenAI-compatible server for a GGUF model, run in this process on loopback.
 
-    The server (``xllamacpp.Server``) listens on ``127.0.0.1`` on a free port and stops when
-    the ``with`` block ends.
+    The file is checked at once; the model loads at the first :meth:`url` call (so a job whose
+    replies are all cached never loads it), and the server (``xllamacpp.Server``, on
+    ``127.0.0.1`` and a free port) stops at :meth:`close` or at the end of a ``with`` block.
 
     Args:
         gguf: The model file.
         parallel: Requests decoded at once (slots); give the job's concurrency.
         ctx_size: Tokens of context per request (prompt and reply); the server holds
             ``ctx_size * parallel``.
-        threads: CPU threads (default: llama.cpp's choice).
+        threads: CPU threads (default: llama.cpp's choice). On a machine whose cores are busy
+            with other work, fewer threads than cores run much faster (they spin-wait).
         verbose: Keep llama.cpp's own log on stderr.
-
-    Yields:
-        The API root to give :class:`ChatClient`, e.g. ``http://127.0.0.1:41234/v1``.
 
     Raises:
         ImportError: xllamacpp is not installed.
         FileNotFoundError: ``gguf`` does not exist.
         ValueError: ``gguf`` is not a GGUF file.
-        RuntimeError: llama.cpp could not load it (e.g. too little memory for ``ctx_size``).
     """
-    try:
+
+    def __init__(
+        self,
+        gguf: str | Path,
+        *,
+        parallel: int = 1,
+        ctx_size: int = 4096,
+        threads: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        try:
+            import xllamacpp
+        except ImportError:
+            raise ImportError(f"--gguf needs xllamacpp: {INSTALL}") from None
+        self.path = Path(gguf)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such model file")
+        with open(self.path, "rb") as head:
+            if head.read(4) != GGUF_MAGIC:
+                raise ValueError(f"{self.path} is not a GGUF file (it does not start with 'GGUF')")
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.n_parallel = parallel
+        params.n_ctx = ctx_size * parallel
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0  # a free port, chosen by the system: see listening_address
+        params.ui = False
+        if threads is not None:
+            params.cpuparams.n_threads = threads
+            params.cpuparams_batch.n_threads = threads
+        if not verbose:
+            params.verbosity = -1
+        self._params = params
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LlamaServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self) -> str:
+        """The API root to give :class:`ChatClient` (``http://127.0.0.1:PORT/v1``); the first
+        call starts the server.
+
+        Raises:
+            RuntimeError: llama.cpp could not load the model (e.g. too little memory for
+                ``ctx_size``).
+        """
         import xllamacpp
-    except ImportError:
-        raise ImportError(f"--gguf needs xllamacpp: {INSTALL}") from None
-    path = Path(gguf)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    with open(path, "rb") as head:
-        if head.read(4) != GGUF_MAGIC:
-            raise ValueError(f"{path} is not a GGUF file (it does not start with 'GGUF')")
-    params = xllamacpp.CommonParams()
-    params.model.path = str(path)
-    params.n_parallel = parallel
-    params.n_ctx = ctx_size * parallel
-    params.hostnames = ["127.0.0.1"]
-    params.port = 0  # a free port, chosen by the system: see listening_address
-    params.ui = False
-    if threads is not None:
-        params.cpuparams.n_threads = threads
-        params.cpuparams_batch.n_threads = threads
-    if not verbose:
-        params.verbosity = -1
-    try:
-        server = xllamacpp.Server(params)
-    except RuntimeError as error:
-        raise RuntimeError(f"llama.cpp could not start with {path}: {error}") from None
-    try:
-        yield f"{server.listening_address}/v1"
-    finally:
-        del server  # its destructor stops the HTTP server and frees the model
-        gc.collect()
+
+        with self._lock:
+            if self._server is None:
+                logger.info("Loading %s into llama.cpp", self.path)
+                try:
+                    self._server = xllamacpp.Server(self._params)
+                except RuntimeError as error:
+                    raise RuntimeError(f"llama.cpp could not start with {self.path}: {error}")
+            return f"{self._server.listening_address}/v1"
+
+    def close(self) -> None:
+        """Stop the server, if it started, and free the model."""
+        with self._lock:
+            self._server = None  # its destructor stops the HTTP server and frees the model
+            gc.collect()

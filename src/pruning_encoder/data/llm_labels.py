@@ -49,11 +49,11 @@ Question: {question}
 Numbered sentences:
 {sentences}
 
-First write a short answer to the question, in words taken from the sentences. Then list the \
-numbers of the sentences the answer comes from. If no sentence answers the question, write an \
-empty answer and an empty list. Reply with JSON only: \
-{{"answer": "...", "sentences": [numbers]}}"""
-MAX_ANSWER_CHARS = 200
+First write the answer alone, in as few words as the sentences allow (a name, a date, a number \
+or a short phrase), copied from them. Then list the numbers of the sentences the answer comes \
+from. If no sentence answers the question, write an empty answer and an empty list. Reply with \
+JSON only: {{"answer": "...", "sentences": [numbers]}}"""
+MAX_ANSWER_CHARS = 100
 # Around an answer, what the check ignores: "1793." occurs in "opened in 1793, ...".
 ANSWER_EDGES = " \t\n.,;:!?\"'()[]"
 # The input fields that become fields of the training record; the others go to meta["input"].
