@@ -32,7 +32,8 @@ from pruning_encoder.data.llm_client import (
     ResponseCache,
     request_key,
 )
-from pruning_encoder.data.llm_labels import LLMLabeller, answer_in_labels, parse_reply
+from pruning_encoder.data.llm_jobs import parse_reply
+from pruning_encoder.data.llm_labels import LLMLabeller, answer_in_labels
 from pruning_encoder.data.llm_questions import QuestionWriter, copied_words
 from pruning_encoder.dataset import parse_record, read_records
 
@@ -211,7 +212,7 @@ def test_a_refused_request_is_not_sent_again(stub: Stub) -> None:
 
 
 def test_a_timeout_is_sent_again_then_a_failure(stub: Stub) -> None:
-    stub.replies = [labels("1793", [2])[:2] + (1.0,)]
+    stub.replies = [(*labels("1793", [2])[:2], 1.0)]
     (failure,) = label_one(stub.url, retries=1, timeout=0.2).failures
     assert len(stub.requests) == 2
     assert re.fullmatch(r"no reply from \S+ in time \(after 2 attempts\)", failure["reason"])
@@ -219,7 +220,7 @@ def test_a_timeout_is_sent_again_then_a_failure(stub: Stub) -> None:
 
 def test_a_wrong_key_or_url_stops_the_job(stub: Stub) -> None:
     stub.replies = [(401, {"error": {"message": "invalid API key"}}, 0.0)]
-    with pytest.raises(LLMSetupError, match="HTTP 401 .*invalid API key"):
+    with pytest.raises(LLMSetupError, match=r"HTTP 401 .*invalid API key"):
         list(labeller(stub.url).label([LOUVRE, LOUVRE]))
 
 
@@ -229,7 +230,8 @@ def test_require_answer_match_asks_again_then_fails(stub: Stub) -> None:
     assert record["meta"]["llm"]["answer_in_labels"] is False
     stub.requests.clear()
     (failure,) = label_one(stub.url, require_answer_match=True, retries=1).failures
-    assert "does not occur in the sentences named (1)" in stub.requests[1]["messages"][-1]["content"]
+    feedback = stub.requests[1]["messages"][-1]["content"]
+    assert "does not occur in the sentences named (1)" in feedback
     assert failure["reason"].startswith("invalid reply: the answer '1793' does not occur")
 
 
@@ -504,5 +506,5 @@ def test_a_gguf_llama_cpp_cannot_load_is_a_setup_error(
     assert main(["label", str(source), "--output", str(output), "--gguf", str(broken)]) == 2
     assert f"llama.cpp could not start with {broken}" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.gguf", "in.jsonl"]
-    with pytest.raises(FileNotFoundError, match="missing.gguf: no such model file"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.gguf: no such model file"):
         LlamaServer(tmp_path / "missing.gguf")

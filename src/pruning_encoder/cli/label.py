@@ -37,7 +37,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..data.llm_client import ChatClient
-    from ..data.llm_labels import JobStats, Outcome
+    from ..data.llm_jobs import JobStats, Outcome
 
 INSTALL = "pip install 'pruning-encoder[label]'"
 
@@ -180,7 +180,7 @@ def _job_options(parser: argparse.ArgumentParser, what: str) -> None:
     )
     job.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=300.0,
         metavar="S",
         help="seconds to wait for a reply (default: 300)",
@@ -358,6 +358,16 @@ def _client(args: argparse.Namespace, output: Path) -> Iterator[ChatClient]:
         )
         with client:
             yield client
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
 
 
 def _show_progress(args: argparse.Namespace) -> bool:

@@ -341,7 +341,8 @@ class LlamaServer:
                 try:
                     self._server = xllamacpp.Server(self._params)
                 except RuntimeError as error:
-                    raise RuntimeError(f"llama.cpp could not start with {self.path}: {error}")
+                    message = f"llama.cpp could not start with {self.path}: {error}"
+                    raise RuntimeError(message) from None
             return f"{self._server.listening_address}/v1"
 
     def close(self) -> None:

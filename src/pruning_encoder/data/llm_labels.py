@@ -3,15 +3,14 @@
 The context is split with :func:`~pruning_encoder.split_sentences` and shown to the model as
 numbered sentences; the model first writes a short answer, then the numbers of the sentences the
 answer comes from (of two prompts measured on FanOutQA validation contexts with
-Qwen2.5-Coder-1.5B, this one put the answer inside the labels in 82% of them, against 56% for
-asking for the numbers alone). The reply is JSON, constrained by a schema where the server
+Qwen2.5-Coder-1.5B, one of this kind put the answer inside the labels in 82% of them, against 56%
+for asking for the numbers alone). The reply is JSON, constrained by a schema where the server
 supports it, and validated: ``answer`` a string, ``sentences`` distinct integers 1..n. What can be
 checked is recorded: whether the answer the model wrote occurs in the sentences it named
 (``answer_in_labels``); ``require_answer_match`` makes a mismatch a failure.
 
-A reply that fails validation is answered with the reason and asked again; a request that gets
-no reply (a timeout, HTTP 429/5xx) is sent again after a pause; both within ``retries``. An item
-that still fails becomes a failure with its reason: it is never dropped, and the job goes on.
+Retries and failures are those of :mod:`~pruning_encoder.data.llm_jobs`: an item that gets no
+valid reply becomes a failure with its reason; it is never dropped, and the job goes on.
 
 Each labelled item is one training record (:mod:`pruning_encoder.dataset`): ``texts`` holds the
 context as one text (documents joined by newlines stay one text, as in the FanOutQA benchmark's
@@ -22,25 +21,22 @@ carried; its other fields and the model's reply go to ``meta``.
 
 from __future__ import annotations
 
-import json
-import logging
-import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-from tqdm.auto import tqdm
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from ..context_pruning import check_text
 from ..sentence_splitter import Span, split_sentences
-from .llm_client import ChatClient, LLMError, LLMSetupError
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Messages = list[dict[str, str]]
+from .llm_client import ChatClient
+from .llm_jobs import (
+    InvalidReply,
+    JobFailed,
+    JobStats,
+    Outcome,
+    ask,
+    numbered,
+    run_jobs,
+    sentence_number,
+)
 
 LABEL_SYSTEM = "You find the sentences of a text that answer a question."
 LABEL_PROMPT = """\
@@ -58,49 +54,6 @@ MAX_ANSWER_CHARS = 100
 ANSWER_EDGES = " \t\n.,;:!?\"'()[]"
 # The input fields that become fields of the training record; the others go to meta["input"].
 RECORD_FIELDS = ("question", "context", "id", "answers")
-
-
-class InvalidReply(ValueError):
-    """A reply that does not hold what was asked; the message is told to the model on retry."""
-
-
-@dataclass
-class Outcome:
-    """What one input item gave.
-
-    Attributes:
-        index: The item's position in the input (0-based).
-        outputs: The records it gave (a labelled item: one training record).
-        failures: Why it (or a part of it) gave nothing: ``{"reason": str, ...}``.
-        seconds: Wall-clock seconds spent on it.
-    """
-
-    index: int
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-@dataclass
-class JobStats:
-    """Counts of a job so far: ``done`` items gave an output, ``failed`` items did not;
-    ``requests`` were sent, ``cache_hits`` were served from the cache; ``seconds`` of wall
-    clock."""
-
-    done: int = 0
-    failed: int = 0
-    requests: int = 0
-    cache_hits: int = 0
-    seconds: float = 0.0
-
-    def summary(self, what: str) -> str:
-        items = self.done + self.failed
-        per_item = self.seconds / items if items else 0.0
-        return (
-            f"{what} {self.done}, failed {self.failed}, {self.requests} requests, "
-            f"{self.cache_hits} replies from the cache, {per_item:.2f} s per item "
-            f"({self.seconds:.1f} s in all)"
-        )
 
 
 class LLMLabeller:
@@ -176,9 +129,7 @@ class LLMLabeller:
             {"role": "system", "content": LABEL_SYSTEM},
             {
                 "role": "user",
-                "content": LABEL_PROMPT.format(
-                    question=question, sentences=numbered(sentences)
-                ),
+                "content": LABEL_PROMPT.format(question=question, sentences=numbered(sentences)),
             },
         ]
 
@@ -255,101 +206,6 @@ class LLMLabeller:
         return record
 
 
-class JobFailed(Exception):
-    """An item that got no valid reply within the retries; the message says why."""
-
-
-def ask(
-    client: ChatClient,
-    messages: Messages,
-    schema: dict[str, Any],
-    name: str,
-    check: Callable[[Any], T],
-    *,
-    retries: int,
-    retry_wait: float,
-) -> T:
-    """``check``'s result for the model's JSON reply to ``messages``, within ``1 + retries``
-    attempts.
-
-    An invalid reply (not JSON, or ``check`` raises :class:`InvalidReply`) is answered with the
-    reason, so the next attempt is a new request; a request without a reply is sent again after
-    ``retry_wait * 2**k`` seconds when the error is retryable.
-
-    Raises:
-        JobFailed: No valid reply; the message holds the last reason and the attempts made.
-        LLMSetupError: From the client: the job cannot run.
-    """
-    reason = ""
-    for attempt in range(1, retries + 2):
-        try:
-            content = client.complete(client.body(messages, schema, name))
-        except LLMSetupError:
-            raise
-        except LLMError as error:
-            reason = str(error)
-            if not error.retryable:
-                break
-            if attempt <= retries:
-                time.sleep(retry_wait * 2 ** (attempt - 1))
-            continue
-        try:
-            return check(parse_reply(content))
-        except InvalidReply as error:
-            reason = f"invalid reply: {error}"
-            messages = [
-                *messages,
-                {"role": "assistant", "content": content},
-                {"role": "user", "content": f"That reply is invalid: {error}. Reply again."},
-            ]
-    raise JobFailed(f"{reason} (after {attempt} attempt{'s' * (attempt > 1)})")
-
-
-def run_jobs(
-    items: Sequence[Any],
-    job: Callable[[Any, int], Outcome],
-    *,
-    client: ChatClient,
-    stats: JobStats,
-    concurrency: int,
-    show_progress_bar: bool,
-    desc: str,
-) -> Iterator[Outcome]:
-    """``job(item, index)`` over ``items`` on ``concurrency`` threads, yielded in input order,
-    with a progress bar; counts into ``stats`` (the requests and cache hits of ``client``)."""
-    requests, hits = client.requests, client.cache_hits
-    started = time.monotonic()
-
-    def timed(index: int) -> Outcome:
-        begun = time.monotonic()
-        outcome = job(items[index], index)
-        outcome.seconds = time.monotonic() - begun
-        return outcome
-
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm")
-    try:
-        results = pool.map(timed, range(len(items)))
-        bar = tqdm(results, total=len(items), desc=desc, unit="item", disable=not show_progress_bar)
-        for outcome in bar:
-            if outcome.outputs:
-                stats.done += 1
-            else:
-                stats.failed += 1
-            stats.requests += client.requests - requests
-            stats.cache_hits += client.cache_hits - hits
-            requests, hits = client.requests, client.cache_hits
-            stats.seconds += time.monotonic() - started
-            started = time.monotonic()
-            yield outcome
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def numbered(sentences: Sequence[str]) -> str:
-    """``[1] first sentence`` lines; line breaks inside a sentence become spaces."""
-    return "\n".join(f"[{n}] {' '.join(s.split())}" for n, s in enumerate(sentences, start=1))
-
-
 def label_schema(count: int) -> dict[str, Any]:
     """The JSON schema of a labelling reply for ``count`` numbered sentences."""
     return {
@@ -365,34 +221,6 @@ def label_schema(count: int) -> dict[str, Any]:
         "required": ["answer", "sentences"],
         "additionalProperties": False,
     }
-
-
-def parse_reply(content: str) -> dict[str, Any]:
-    """The JSON object of a reply (a Markdown code fence around it is allowed).
-
-    Raises:
-        InvalidReply: Not a JSON object.
-    """
-    text = content.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.DOTALL)
-    if fenced:
-        text = fenced.group(1)
-    try:
-        reply = json.loads(text)
-    except ValueError as error:
-        raise InvalidReply(f"not valid JSON ({error}): {content[:120]!r}") from None
-    if not isinstance(reply, dict):
-        raise InvalidReply(f"expected a JSON object, got {content[:120]!r}")
-    return reply
-
-
-def sentence_number(value: Any, count: int, what: str) -> int:
-    """``value`` as a sentence number in 1..``count``; raises :class:`InvalidReply`."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidReply(f"{what} must be an integer, got {value!r}")
-    if not 1 <= value <= count:
-        raise InvalidReply(f"{what} is {value}; the sentences are numbered 1 to {count}")
-    return value
 
 
 def check_label_reply(reply: dict[str, Any], count: int) -> tuple[str, list[int]]:

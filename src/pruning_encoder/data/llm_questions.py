@@ -22,7 +22,7 @@ from typing import Any
 from ..context_pruning import check_text
 from ..sentence_splitter import split_sentences
 from .llm_client import ChatClient
-from .llm_labels import (
+from .llm_jobs import (
     InvalidReply,
     JobFailed,
     JobStats,
