@@ -128,7 +128,8 @@ def _job_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--errors",
         metavar="JSONL",
-        help="where failures go, with line and reason (default: OUTPUT's name + .errors.jsonl)",
+        help="where failures go, with line and reason, written even when empty (default: "
+        "OUTPUT's name + .errors.jsonl)",
     )
     parser.add_argument(
         "--cache",
@@ -169,7 +170,11 @@ def _job_options(parser: argparse.ArgumentParser, what: str) -> None:
     )
     job = parser.add_argument_group("the job")
     job.add_argument(
-        "--concurrency", type=positive_int, default=1, metavar="N", help="requests at once"
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="requests at once (with --gguf, llama.cpp's slots; default: 1)",
     )
     job.add_argument(
         "--retries",
@@ -192,7 +197,9 @@ def _job_options(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="N",
         help="the most tokens of a reply (default: 256)",
     )
-    job.add_argument("--seed", type=int, default=0, help="the sampling seed (default: 0)")
+    job.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="the sampling seed (default: 0)"
+    )
 
 
 def _label(args: argparse.Namespace) -> int:
