@@ -35,7 +35,7 @@ from pruning_encoder.data.llm_client import (
 from pruning_encoder.data.llm_jobs import parse_reply
 from pruning_encoder.data.llm_labels import LLMLabeller, answer_in_labels
 from pruning_encoder.data.llm_questions import QuestionWriter, copied_words
-from pruning_encoder.dataset import parse_record, read_records
+from pruning_encoder.data.records import parse_record, read_records
 
 CONTEXT = (
     "Paris is the capital of France. The Louvre opened as a museum in 1793.\n"
@@ -436,6 +436,7 @@ def llama_url(smollm2: Path) -> Iterator[str]:
         yield server.url()
 
 
+@pytest.mark.slow  # a real model, a few seconds a call
 def test_llama_cpp_labels_in_the_training_format_and_reruns_from_the_cache(
     llama_url: str, tmp_path: Path
 ) -> None:
@@ -458,6 +459,7 @@ def test_llama_cpp_labels_in_the_training_format_and_reruns_from_the_cache(
     assert [(o.outputs, o.failures) for o in again] == [(o.outputs, o.failures) for o in first]
 
 
+@pytest.mark.slow
 def test_llama_cpp_writes_questions_in_label_input_format(llama_url: str) -> None:
     client = ChatClient(llama_url, model="smollm2", max_tokens=96)
     writer = QuestionWriter(client, per_passage=2, retries=1)
@@ -468,6 +470,7 @@ def test_llama_cpp_writes_questions_in_label_input_format(llama_url: str) -> Non
         assert tuple(question["source_span"]) == SPANS[question["source_sentence"] - 1]
 
 
+@pytest.mark.slow
 def test_cli_gguf_labels_then_resumes_without_loading_the_model(
     smollm2: Path, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

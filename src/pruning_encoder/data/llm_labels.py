@@ -12,11 +12,11 @@ checked is recorded: whether the answer the model wrote occurs in the sentences 
 Retries and failures are those of :mod:`~pruning_encoder.data.llm_jobs`: an item that gets no
 valid reply becomes a failure with its reason; it is never dropped, and the job goes on.
 
-Each labelled item is one training record (:mod:`pruning_encoder.dataset`): ``texts`` holds the
-context as one text (documents joined by newlines stay one text, as in the FanOutQA benchmark's
-contexts), ``relevant_spans`` the character spans of the named sentences, ``labels`` 1.0 when
-the model named a sentence and 0.0 when it named none; ``id`` and ``answers`` of the input are
-carried; its other fields and the model's reply go to ``meta``.
+Each labelled item is one training record (:mod:`pruning_encoder.data.records`): ``texts``
+holds the context as one text (documents joined by newlines stay one text, as in the FanOutQA
+benchmark's contexts), ``relevant_spans`` the character spans of the named sentences,
+``labels`` 1.0 when the model named a sentence and 0.0 when it named none; ``id`` and
+``answers`` of the input are carried; its other fields and the model's reply go to ``meta``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..context_pruning import check_text
+from ..checks import check_text
 from ..sentence_splitter import Span, split_sentences
 from .llm_client import ChatClient
 from .llm_jobs import (

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..context_pruning import check_text
+from ..checks import check_text
 from ..sentence_splitter import split_sentences
 from .llm_client import ChatClient
 from .llm_jobs import (
