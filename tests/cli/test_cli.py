@@ -290,7 +290,7 @@ def test_eval_without_data_runs_the_fanoutqa_benchmark(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from pruning_encoder import wiki_data
-    from pruning_encoder.evaluation.metrics import GRID
+    from pruning_encoder.evaluation import GRID
 
     monkeypatch.setattr(
         wiki_data, "load_sources", lambda: (fanoutqa_summaries(), [], fanoutqa_dev())

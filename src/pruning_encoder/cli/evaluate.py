@@ -70,7 +70,7 @@ def add_eval(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from ..data.records import DataError, load_records
-    from ..evaluation.metrics import choose_bi_encoder_threshold, evaluate, format_table
+    from ..evaluation import choose_bi_encoder_threshold, evaluate, format_table
 
     if args.data is None:
         return _eval_fanoutqa(args)
@@ -101,8 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _eval_fanoutqa(args: argparse.Namespace) -> int:
     """``eval`` without ``--data``: the FanOutQA validation benchmark, built from the sources."""
-    from ..evaluation.benchmark import evaluate_fanoutqa, load_fanoutqa_validation
-    from ..evaluation.metrics import format_table
+    from ..evaluation import evaluate_fanoutqa, format_table, load_fanoutqa_validation
 
     if args.tune_data:
         raise CliError("--tune-data goes with --data; the FanOutQA benchmark chooses its own")
