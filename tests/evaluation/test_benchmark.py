@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,16 @@ from evaluation_stubs import BagOfWords, ScoredModel
 from pruning_encoder import PruningEncoder
 from pruning_encoder.data.fanoutqa import build_validation
 from pruning_encoder.data.records import Record
-from pruning_encoder.evaluation import GRID, evaluate, evaluate_fanoutqa, format_table
+from pruning_encoder.evaluation import (
+    GRID,
+    evaluate,
+    evaluate_fanoutqa,
+    format_curves,
+    format_table,
+    plot_curves,
+)
 from pruning_encoder.evaluation.benchmark import FANOUTQA_METRICS
+from pruning_encoder.evaluation.curves import TRADEOFF_COLUMNS
 
 
 def next_grid(threshold: float) -> float:
@@ -30,8 +39,10 @@ def cases() -> dict[str, list[Record]]:
 
 
 def answer_sentences_score(question: str, sentence: str) -> float:
-    """0.9 for the sentences of the evidence summaries (``Quorn? is in``), 0.1 otherwise."""
-    evidence = sentence.startswith(("Quorn0 is", "Quorn2 is", "The lead", "It is"))
+    """0.9 for the sentences of the question's evidence summary (``Evidence k`` for a question
+    about ``Quorn<k>``), 0.1 otherwise."""
+    k = question.rstrip("?")[-1]
+    evidence = sentence.startswith((f"Quorn{k} is in", f"The lead{k} of", f"It is {int(k) + 1}77"))
     return 0.9 if evidence else 0.1
 
 
@@ -57,8 +68,9 @@ def test_benchmark_compares_the_bi_encoder_at_the_models_answer_kept_rate(
     keep_all = methods["keep-all"]
     assert keep_all["mrr@10"] is None and keep_all["ndcg@10"] is None
     assert keep_all["removed_distractor_pct"] == keep_all["removed_evidence_pct"] == 0.0
-    # 3 relevant sentences of 7 per case: tp 6, fp 8, fn 0.
-    assert keep_all["sentence_f2"] == pytest.approx(5 * 6 / (5 * 6 + 8))
+    # 3 relevant sentences per case, among 9 (two other evidence summaries are the first case's
+    # distractors) and 7 (two Near summaries): tp 6, fp 10, fn 0.
+    assert keep_all["sentence_f2"] == pytest.approx(5 * 6 / (5 * 6 + 10))
     assert methods["keep-all"]["answer_kept"] == 1.0
     assert methods["bm25"]["mrr@10"] == 1.0 and methods["bm25"]["answer_kept"] is None
     assert methods["keep-first-sentence"]["mrr@10"] is None
@@ -136,3 +148,29 @@ def test_benchmark_bi_encoder_below_the_model_everywhere_falls_back_to_the_lowes
     assert report["bi_encoder_threshold"] == 0.01
     assert report["methods"]["bi-encoder"]["answer_kept"] == 0.0
     assert "fewer cases than the model" in caplog.text
+
+
+def test_the_trade_off_curves_hold_each_methods_row_at_its_threshold(
+    cases: dict[str, list[Record]], tmp_path: Path
+) -> None:
+    model = ScoredModel(answer_sentences_score)
+    report = evaluate_fanoutqa(model, cases["ranking"], cases["pruning"], bi_encoder=BagOfWords())
+    assert model.calls == [30, 2]  # the curve comes from the pruning pass
+    assert list(report["curves"]) == ["model", "bi-encoder"]
+    for method, key in (("model", "threshold"), ("bi-encoder", "bi_encoder_threshold")):
+        curve = report["curves"][method]
+        assert [row["threshold"] for row in curve] == GRID.tolist()
+        assert all(list(row) == list(TRADEOFF_COLUMNS) for row in curve)
+        (at,) = [row for row in curve if row["threshold"] == report[key]]
+        for name in TRADEOFF_COLUMNS[1:]:
+            assert at[name] == pytest.approx(report["methods"][method][name])
+    lines = format_curves(report).splitlines()
+    assert lines[0].split() == ["model", "bi-encoder"]
+    assert lines[1].split()[:4] == ["threshold", "answer", "kept", "rm"]
+    marks = {line.split()[0]: line.split("<- ")[1] for line in lines if "<- " in line}
+    assert "model" in marks["0.50"]
+    assert "bi-encoder" in marks[f"{report['bi_encoder_threshold']:.2f}"]
+    assert [line.split()[0] for line in lines[3:]][:4] == ["0.01", "0.02", "0.03", "0.05"]
+    plot_curves(report, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(tmp_path.iterdir()) == [tmp_path / "curves.png"]  # no temporary file left

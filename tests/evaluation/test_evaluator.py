@@ -34,7 +34,8 @@ def test_evaluate_with_a_stub_model() -> None:
 
 def test_evaluate_end_to_end(tiny_model: PruningEncoder) -> None:
     report = evaluate(tiny_model, RECORDS, threshold=0.4, batch_size=2)
-    assert set(report) == {"methods", "counts", "threshold", "bi_encoder_threshold"}
+    assert set(report) == {"methods", "counts", "threshold", "bi_encoder_threshold", "curves"}
+    assert list(report["curves"]) == ["model"]  # no bi-encoder given
     assert report["threshold"] == 0.4
     assert report["counts"] == {
         "queries": 2,
@@ -53,9 +54,9 @@ def test_evaluate_end_to_end(tiny_model: PruningEncoder) -> None:
         assert name in table
     assert "—" in table
     # The inner model works too.
-    assert evaluate(tiny_model.model, RECORDS, threshold=0.4, baselines=False)["methods"] == {
-        "model": model_row
-    }
+    inner = evaluate(tiny_model.model, RECORDS, threshold=0.4, baselines=False)
+    assert inner["methods"] == {"model": model_row}
+    assert inner["curves"] == report["curves"]
 
 
 def test_pruning_only_model(tiny_pruning_only: PruningEncoder) -> None:

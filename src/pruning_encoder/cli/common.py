@@ -180,6 +180,14 @@ def open_output(path: str) -> Iterator[TextIO]:
         stream.flush()
 
 
+def need_matplotlib() -> None:
+    """Refuse ``--plot`` before any work when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError("--plot needs matplotlib: pip install 'pruning-encoder[plot]'") from None
+
+
 def progress(lines: IO[bytes], path: str, desc: str, *, quiet: bool) -> Iterable[bytes]:
     """The lines, with a progress bar on stderr when it is a terminal."""
     show = not quiet and sys.stderr.isatty()

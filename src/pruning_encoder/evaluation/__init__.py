@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .benchmark import evaluate_fanoutqa, load_fanoutqa_validation
+from .curves import format_curves, plot_curves
 from .evaluator import evaluate
 from .metrics import METRICS, format_table, mrr_at_k, ndcg_at_k, pruning_metrics, ranking_metrics
 from .predictions import sentence_probabilities
@@ -22,10 +23,12 @@ __all__ = [
     "choose_threshold_for_answer_kept",
     "evaluate",
     "evaluate_fanoutqa",
+    "format_curves",
     "format_table",
     "load_fanoutqa_validation",
     "mrr_at_k",
     "ndcg_at_k",
+    "plot_curves",
     "pruning_metrics",
     "ranking_metrics",
     "sentence_probabilities",

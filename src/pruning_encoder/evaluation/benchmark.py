@@ -2,9 +2,9 @@
 
 The cases are those of :func:`pruning_encoder.data.fanoutqa.build_validation` (the validation half
 of the FanOutQA dev split over the Wikipedia summaries): **ranking** cases (a human-written
-question, its evidence summary among 9 BM25 neighbours) and **pruning** cases (a context of 3
-summaries, the evidence summary holding every answer). Metrics and baselines are those of
-:mod:`pruning_encoder.evaluation.evaluator`:
+question, its evidence summary among the question's 9 top BM25 hits) and **pruning** cases (the
+evidence summary, holding every answer, and the question's 2 top hits). Metrics and baselines
+are those of :mod:`pruning_encoder.evaluation.evaluator`:
 
 - ranking (``mrr@10``, ``ndcg@10``): the model's ``reranking_score``, ``bm25`` and the
   ``bi-encoder`` (cosine(question, summary));
@@ -88,7 +88,10 @@ def evaluate_fanoutqa(
     Returns:
         ``{"benchmark": "fanoutqa-validation", "methods": {name: {metric: value or None}},
         "counts": {"ranking_cases": ..., "pruning_cases": ...}, "threshold": ...,
-        "bi_encoder_threshold": ... or None}``, JSON-serialisable; ``format_table`` prints it.
+        "bi_encoder_threshold": ... or None, "curves": {"model": rows, "bi-encoder": rows}}``,
+        JSON-serialisable; ``format_table`` prints the methods, ``format_curves`` the
+        trade-off curves (threshold -> answer kept, distractor and evidence characters
+        removed) and ``plot_curves`` draws them.
     """
     ranking, pruning = list(ranking), list(pruning)
     report = compare(
@@ -109,4 +112,5 @@ def evaluate_fanoutqa(
         "counts": {"ranking_cases": len(ranking), "pruning_cases": len(pruning)},
         "threshold": report["threshold"],
         "bi_encoder_threshold": report["bi_encoder_threshold"],
+        "curves": report["curves"],
     }

@@ -33,7 +33,8 @@ import numpy as np
 from ..context_pruning import sentence_tokens
 from ..data.records import Record, load_records
 from ..saving import atomic_file
-from .metrics import METRIC_LABELS, Units, relevant_units, sentence_units
+from .curves import new_figure, plot_columns
+from .metrics import METRIC_LABELS, Units, format_value, relevant_units, sentence_units
 from .predictions import sentence_probabilities
 from .thresholds import GRID, highest_reaching, keep_masks, lowest_reaching, threshold_curve
 
@@ -69,7 +70,6 @@ _TARGET_LABELS = {
     "relevant_kept": "relevant sentences kept",
     "compression": "characters removed",
 }
-_INSTALL_PLOT = "pip install 'pruning-encoder[plot]'"
 
 
 def calibrate(
@@ -253,26 +253,18 @@ def summary(calibration: dict[str, Any]) -> str:
     if calibration["threshold"] is None:
         values = [row[column] for row in calibration["curve"] if row[column] is not None]
         best = max(values) if values else None
-        shown = "none" if best is None else _cell(column, best)
+        shown = "none" if best is None else format_value(column, best)
         return (
             f"No threshold of {GRID[0]:.2f}..{GRID[-1]:.2f} reaches {wanted} (the best is {shown})."
         )
     row = _row_at(calibration, calibration["threshold"])
-    reached = "" if column == "removed_pct" else f"{label} {_cell(column, row[column])}, "
+    reached = "" if column == "removed_pct" else f"{label} {format_value(column, row[column])}, "
     return (
         f"Threshold {calibration['threshold']:.2f} reaches {wanted}: {reached}"
         f"{row['removed_pct']:.1f}% of the characters removed, "
         f"{row['tokens_kept_pct']:.1f}% of the tokens kept "
         f"(the model's default threshold is {calibration['default_threshold']:.2f})."
     )
-
-
-def _cell(name: str, value: Any) -> str:
-    if value is None:
-        return "—"
-    if name == "threshold":
-        return f"{value:.2f}"
-    return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
 
 
 def format_calibration(calibration: dict[str, Any], *, step: float = 0.05) -> str:
@@ -289,7 +281,7 @@ def format_calibration(calibration: dict[str, Any], *, step: float = 0.05) -> st
         threshold = row["threshold"]
         mark = next((m for t, m in marks.items() if abs(t - threshold) < 1e-9), "")
         if mark or round(threshold * 100) % every == 0 or threshold in (GRID[0], GRID[-1]):
-            rows.append([*(_cell(n, row[n]) for n in names), f"<- {mark}" if mark else ""])
+            rows.append([*(format_value(n, row[n]) for n in names), f"<- {mark}" if mark else ""])
     headers = [*(_LABELS[n] for n in names), ""]
     widths = [max(len(r[j]) for r in [headers, *rows]) for j in range(len(headers))]
 
@@ -311,26 +303,16 @@ def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) 
     Raises:
         ImportError: matplotlib is missing (the message has the install line).
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(f"Plotting needs matplotlib: {_INSTALL_PLOT}") from error
     curve = calibration["curve"]
-    thresholds = [row["threshold"] for row in curve]
-    figure = Figure(figsize=(7, 4.8), layout="constrained")
+    figure = new_figure(figsize=(7, 4.8))
     axes = figure.add_subplot()
-    for name, style in (
-        ("answer_kept", "-"),
-        ("relevant_kept", "-"),
-        ("removed_pct", "--"),
-        ("removed_distractor_pct", ":"),
-        ("tokens_kept_pct", "-."),
-    ):
-        values = [row[name] for row in curve]
-        if any(v is None for v in values):
-            continue
-        scale = 100.0 if name.endswith("_pct") else 1.0
-        axes.plot(thresholds, [v / scale for v in values], style, label=_PLOT_LABELS[name])
+    styles = (("answer_kept", "-"), ("relevant_kept", "-"), ("removed_pct", "--"))
+    plot_columns(
+        axes,
+        curve,
+        (*styles, ("removed_distractor_pct", ":"), ("tokens_kept_pct", "-.")),
+        _PLOT_LABELS,
+    )
     target = calibration["target"]
     axes.axhline(target["value"], color="grey", linewidth=0.8)
     if calibration["threshold"] is not None:

@@ -28,6 +28,7 @@ from .baselines import (
     keep_first_sentence,
     load_bi_encoder,
 )
+from .curves import tradeoff
 from .metrics import (
     METRICS,
     Units,
@@ -36,7 +37,7 @@ from .metrics import (
     relevant_units,
     sentence_units,
 )
-from .predictions import kept_of, run_model, scores_of
+from .predictions import kept_of, run_model, scores_of, spans_and_probabilities
 from .thresholds import GRID, highest_reaching, kept_at, threshold_curve
 
 __all__ = ["compare", "evaluate"]
@@ -85,7 +86,9 @@ def compare(
 
     Returns:
         ``{"methods": {name: {column: value or None}}, "threshold": ...,
-        "bi_encoder_threshold": ... or None when the bi-encoder is not scored}``.
+        "bi_encoder_threshold": ... or None when the bi-encoder is not scored, "curves":
+        {"model": rows, "bi-encoder": rows}}``: the trade-off curves on ``pruning``
+        (:mod:`.curves`; the bi-encoder's only when it is scored).
     """
     used = float(model.config.default_threshold if threshold is None else threshold)
     options: dict[str, Any] = {"batch_size": batch_size, "show_progress_bar": show_progress_bar}
@@ -96,14 +99,22 @@ def compare(
         results = run_model(model, ranking, threshold=used, probabilities=False, **options)
         model_scores = scores_of(results)
     units = sentence_units(pruning)
-    results = run_model(model, pruning, threshold=used, probabilities=False, **options)
+    results = run_model(model, pruning, threshold=used, probabilities=True, **options)
     if has_ranking and same:
         model_scores = scores_of(results)
     model_pruning = pruning_metrics(pruning, kept_of(results), units)
     model_ranking = None if model_scores is None else ranking_metrics(ranking, model_scores)
     methods = {"model": _row(columns, model_ranking, model_pruning)}
+    spans, probabilities = spans_and_probabilities(results)
+    curves = {"model": tradeoff(threshold_curve(pruning, spans, probabilities, units=units))}
+    report: dict[str, Any] = {
+        "methods": methods,
+        "threshold": used,
+        "bi_encoder_threshold": None,
+        "curves": curves,
+    }
     if not baselines:
-        return {"methods": methods, "threshold": used, "bi_encoder_threshold": None}
+        return report
     methods["bm25"] = _row(columns, ranking_metrics(ranking, bm25_scores(ranking)))
     chosen = None
     if bi_encoder is None:
@@ -114,9 +125,10 @@ def compare(
         if not same:  # rank whole texts only: their sentences need no encoding
             empty: Units = [[[] for _ in record.texts] for record in ranking]
             text_scores, _ = bi_encoder_similarities(ranking, encoder, empty, **options)
+        curve = threshold_curve(pruning, units, cosines, units=units)
+        curves["bi-encoder"] = tradeoff(curve)
         chosen = bi_encoder_threshold
         if chosen is None:
-            curve = threshold_curve(pruning, units, cosines, units=units)
             chosen = _matching_threshold(curve, model_pruning["answer_kept"])
         bi_kept = kept_at(pruning, units, cosines, chosen)
         methods["bi-encoder"] = _row(
@@ -126,11 +138,8 @@ def compare(
     methods["keep-first-sentence"] = _row(
         columns, pruning_metrics(pruning, keep_first_sentence(units), units)
     )
-    return {
-        "methods": methods,
-        "threshold": used,
-        "bi_encoder_threshold": None if chosen is None else float(chosen),
-    }
+    report["bi_encoder_threshold"] = None if chosen is None else float(chosen)
+    return report
 
 
 def _matching_threshold(curve: list[dict[str, float | None]], target: float | None) -> float:
@@ -176,7 +185,8 @@ def evaluate(
 
     Returns:
         ``{"methods": {name: {metric: value or None}}, "counts": {...}, "threshold": ...,
-        "bi_encoder_threshold": ...}``, JSON-serialisable.
+        "bi_encoder_threshold": ..., "curves": {"model": rows, "bi-encoder": rows}}``,
+        JSON-serialisable; ``curves`` holds the trade-off curves (:mod:`.curves`).
     """
     records = list(records)
     report = compare(
@@ -204,4 +214,5 @@ def evaluate(
         "counts": counts,
         "threshold": report["threshold"],
         "bi_encoder_threshold": float(bi_encoder_threshold),
+        "curves": report["curves"],
     }

@@ -50,6 +50,7 @@ __all__ = [
     "PRUNING_METRICS",
     "f_beta",
     "format_table",
+    "format_value",
     "metrics_from_counts",
     "mostly_inside",
     "mrr_at_k",
@@ -267,6 +268,16 @@ def pruning_metrics(
 # --------------------------------------------------------------------------- the table
 
 
+def format_value(name: str, value: Any) -> str:
+    """A metric's value as the tables print it: "—" when missing, a threshold with 2 decimals,
+    a percentage (``*_pct``) with 1, anything else with 3."""
+    if value is None:
+        return "—"
+    if name == "threshold":
+        return f"{value:.2f}"
+    return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
+
+
 def format_table(report: dict[str, Any]) -> str:
     """A fixed-width table: one row per method, one column per metric; "—" where one is missing.
 
@@ -278,14 +289,10 @@ def format_table(report: dict[str, Any]) -> str:
         names.extend(name for name in row if name not in names)
     names = [name for name in names if any(row.get(name) is not None for row in methods.values())]
 
-    def cell(name: str, value: Any) -> str:
-        if value is None:
-            return "—"
-        return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
-
     headers = ["method", *(METRIC_LABELS.get(name, name) for name in names)]
     rows = [
-        [method, *(cell(name, row.get(name)) for name in names)] for method, row in methods.items()
+        [method, *(format_value(name, row.get(name)) for name in names)]
+        for method, row in methods.items()
     ]
     widths = [max(len(r[j]) for r in [headers, *rows]) for j in range(len(headers))]
 
