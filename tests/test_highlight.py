@@ -12,7 +12,7 @@ import torch
 from pruning_encoder import PruningEncoder, highlight
 from pruning_encoder.cli import main
 from pruning_encoder.cli.common import ANSI_MARK, ANSI_RESET
-from pruning_encoder.context_pruning import Document, _kept_spans, prune_group
+from pruning_encoder.context_pruning import Document, kept_spans, prune_group
 from pruning_encoder.highlight import marked_spans
 from pruning_encoder.sentence_splitter import split_sentences
 
@@ -25,7 +25,7 @@ def kept(
     """A result whose kept_spans come from process()'s own rule."""
     spans = split_sentences(text) if spans is None else spans
     assert len(spans) == len(keep)
-    return {"kept_spans": _kept_spans(text, spans, np.array(keep))}
+    return {"kept_spans": kept_spans(text, spans, np.array(keep))}
 
 
 def untagged(text: str, pre: str = "<mark>", post: str = "</mark>") -> str:

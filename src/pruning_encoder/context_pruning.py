@@ -392,14 +392,14 @@ def result_record(
         selection: Its kept sentences (:func:`~.token_budget.select_sentences`).
         with_probabilities: Add the sentence spans and their keep-probabilities.
     """
-    kept_spans = _kept_spans(doc.text, doc.spans, selection.keep)
-    pruned = "".join(doc.text[s:e] for s, e in kept_spans)
+    spans = kept_spans(doc.text, doc.spans, selection.keep)
+    pruned = "".join(doc.text[s:e] for s, e in spans)
     removed = 100.0 * (len(doc.text) - len(pruned)) / len(doc.text) if doc.text else 0.0
     result: Result = {
         "pruned_context": pruned,
         "reranking_score": score,
         "compression_rate": removed,
-        "kept_spans": kept_spans,
+        "kept_spans": spans,
     }
     if selection.kept_tokens is not None:
         result["kept_tokens"] = selection.kept_tokens
@@ -427,8 +427,12 @@ def sentence_tokens(
     return [len(ids) for ids in tokenizer(pieces, add_special_tokens=False)["input_ids"]]
 
 
-def _kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span]:
-    """Runs of kept sentences; each run but the last takes the whitespace that follows it."""
+def kept_spans(text: str, spans: Sequence[Span], keep: np.ndarray) -> list[Span]:
+    """Runs of kept sentences; each run but the last takes the whitespace that follows it.
+
+    The one kept-span rule: ``process()`` and every evaluation (the model and the baselines)
+    turn a keep mask (``[sentences]``) over the sentence ``spans`` of ``text`` into these.
+    """
     runs: list[list[int]] = []
     for i, (start, end) in enumerate(spans):
         if not keep[i]:

@@ -268,11 +268,37 @@ def test_eval_prints_a_table_and_writes_the_report(
     data = records_file(tmp_path / "data.jsonl")
     output = tmp_path / "report.json"
     args = ["eval", "--model", model_dir, "--device", "cpu", "--data", str(data)]
-    assert main([*args, "--no-baselines", "--output", str(output)]) == 0
+    plot = tmp_path / "curves.png"
+    assert main([*args, "--no-baselines", "--output", str(output), "--plot", str(plot)]) == 0
     report = json.loads(output.read_text())
     assert report["counts"]["queries"] == 3
     assert set(report["methods"]) == {"model"}
-    assert "model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model" in out
+    assert (
+        "Trade-off by threshold (answer kept, distractor and evidence characters removed):" in out
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_is_refused_before_any_work(
+    model_dir: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises
+    data = str(records_file(tmp_path / "data.jsonl"))
+    plot = str(tmp_path / "curves.png")
+    for command in (
+        ["eval", "--data", data],
+        ["calibrate", "--data", data, "--target-compression", "0.5"],
+    ):
+        assert main([*command, "--model", model_dir, "--plot", plot]) == 2
+        assert capsys.readouterr() == (
+            "",
+            "error: --plot needs matplotlib: pip install 'pruning-encoder[plot]'\n",
+        )
 
 
 def test_eval_reports_bad_data_with_file_and_line(
@@ -290,7 +316,7 @@ def test_eval_without_data_runs_the_fanoutqa_benchmark(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from pruning_encoder import wiki_data
-    from pruning_encoder.evaluation.metrics import GRID
+    from pruning_encoder.evaluation import GRID
 
     monkeypatch.setattr(
         wiki_data, "load_sources", lambda: (fanoutqa_summaries(), [], fanoutqa_dev())
@@ -319,6 +345,11 @@ def test_eval_without_data_runs_the_fanoutqa_benchmark(
     for name in report["methods"]:
         assert name in out
     assert "answer kept" in out and "rm distr %" in out and "rm evid %" in out
+    # Then the trade-off curves of the model and the bi-encoder, each threshold marked.
+    curves = out.split("Trade-off by threshold")[1].splitlines()
+    assert curves[1].split() == ["model", "bi-encoder"]
+    assert any(line.startswith("     0.40") and "<- model" in line for line in curves)
+    assert set(report["curves"]) == {"model", "bi-encoder"}
 
     assert main(["eval", "--model", model_dir, "--device", "cpu", "--no-baselines"]) == 0
     assert "keep-all" not in capsys.readouterr().out

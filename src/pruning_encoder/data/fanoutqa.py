@@ -1,4 +1,4 @@
-"""The FanOutQA validation benchmark: human-written single-hop questions over Wikipedia summaries.
+r"""The FanOutQA validation benchmark: human-written single-hop questions over Wikipedia summaries.
 
 Source: the dev split of FanOutQA (Zhu et al., 2024, https://arxiv.org/abs/2402.14116; the
 ``fanoutqa`` package, data CC BY-SA 4.0) and the English Wikipedia lead summaries of
@@ -9,11 +9,15 @@ for acceptance checks outside the project and is never read (its questions are d
 anything else looks at them).
 
 Every sub-question of the ``decomposition`` trees whose ``evidence.title`` (case-insensitive) is a
-summary title is a **ranking case**: the evidence summary among its 9 nearest BM25 neighbours over
-all summaries (the summary itself is the BM25 query and is excluded from its neighbours); metric
-MRR@10. If every answer string of the sub-question occurs in the summary (case-insensitive), it
-is also a **pruning case**: the evidence summary and its 2 nearest BM25 neighbours, shuffled and
-joined by newlines; the evidence summary is the relevant span and the answers must survive.
+summary title is a **ranking case**. Its distractors are what a retriever returns for it: the top
+BM25 hits of the *sub-question's text* over all summaries (Okapi BM25 with Lucene's IDF,
+``ln(1 + (N - n + 0.5) / (n + 0.5))``, k1 1.2, b 0.75, lower-cased ``\w+`` tokens, no stopwords;
+ties by summary order), the evidence summary excluded. Ranking: the evidence summary and the 9
+top hits; metric MRR@10. If every answer string of the sub-question occurs in the summary
+(case-insensitive), it is also a **pruning case**: the evidence summary and the 2 top hits,
+shuffled and joined by newlines; the evidence summary is the relevant span and the answers must
+survive. (Until 2026-12-02 the distractors were the BM25 neighbours of the evidence *summary*,
+which share fewer of the question's words and are easier to prune.)
 """
 
 from __future__ import annotations
@@ -23,12 +27,22 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from .records import Record
 
-__all__ = ["build_validation", "is_validation_question", "single_hop_questions"]
+__all__ = [
+    "build_validation",
+    "is_validation_question",
+    "question_hits",
+    "single_hop_questions",
+]
 
-RANKING_NEIGHBOURS = 9
-PRUNING_NEIGHBOURS = 2
+RANKING_HITS = 9
+PRUNING_HITS = 2
+BM25_K1 = 1.2
+BM25_B = 0.75
+TOKEN_PATTERN = r"(?u)\b\w+\b"
 
 
 def is_validation_question(question: dict[str, Any]) -> bool:
@@ -63,9 +77,10 @@ def build_validation(
     Returns:
         Ranking records (10 texts, the evidence summary relevant in full) and pruning records
         (one context of 3 summaries; the evidence summary's span relevant; ``answers`` set).
-    """
-    import bm25s
 
+    Raises:
+        ImportError: bm25s is missing.
+    """
     validation = [q for q in dev if is_validation_question(q)]
     texts: list[str] = []
     by_title: dict[str, int] = {}
@@ -83,29 +98,19 @@ def build_validation(
                 cases.append((question["id"], sub, by_title[title]))
     if not cases:
         return {"ranking": [], "pruning": []}
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
-    evidence = sorted({index for _, _, index in cases})
-    hits, _ = retriever.retrieve(
-        bm25s.tokenize([texts[i] for i in evidence], stopwords="en", show_progress=False),
-        k=RANKING_NEIGHBOURS + 1,
-        show_progress=False,
-        n_threads=1,
+    hits = question_hits(
+        texts, [sub["question"] for _, sub, _ in cases], [index for _, _, index in cases]
     )
-    neighbours = {
-        i: [int(j) for j in row if int(j) != i][:RANKING_NEIGHBOURS]
-        for i, row in zip(evidence, hits, strict=True)
-    }
     rng = random.Random(seed)
     ranking: list[Record] = []
     pruning: list[Record] = []
-    for parent, sub, index in cases:
+    for (parent, sub, index), top in zip(cases, hits, strict=True):
         case_id = {
             "question": parent,
             "sub_question": sub.get("id"),
             "title": (sub.get("evidence") or {}).get("title"),
         }
-        candidates = [index, *neighbours[index]]
+        candidates = [index, *top[:RANKING_HITS]]
         ranking.append(
             Record(
                 query=sub["question"],
@@ -118,7 +123,7 @@ def build_validation(
         answers = answer_strings(sub.get("answer"))
         if not answers or not all(a.lower() in texts[index].lower() for a in answers):
             continue
-        units = [index, *neighbours[index][:PRUNING_NEIGHBOURS]]
+        units = [index, *top[:PRUNING_HITS]]
         rng.shuffle(units)
         start = sum(len(texts[u]) + 1 for u in units[: units.index(index)])
         pruning.append(
@@ -132,3 +137,23 @@ def build_validation(
             )
         )
     return {"ranking": ranking, "pruning": pruning}
+
+
+def question_hits(
+    texts: Sequence[str], questions: Sequence[str], evidence: Sequence[int]
+) -> list[list[int]]:
+    """Per question, the indices of its top :data:`RANKING_HITS` BM25 hits over ``texts`` (see
+    the module doc), best first, ``evidence[i]`` excluded."""
+    import bm25s
+
+    retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
+    tokens = {"token_pattern": TOKEN_PATTERN, "stopwords": None, "show_progress": False}
+    retriever.index(bm25s.tokenize(list(texts), **tokens), show_progress=False)
+    queries = bm25s.tokenize(list(questions), return_ids=False, **tokens)
+    hits = []
+    for query, excluded in zip(queries, evidence, strict=True):
+        scores = retriever.get_scores(list(query)) if query else np.zeros(len(texts))
+        order = np.argsort(-scores, kind="stable")  # ties: the earlier summary first
+        top = [int(i) for i in order[: RANKING_HITS + 1] if int(i) != excluded]
+        hits.append(top[:RANKING_HITS])
+    return hits

@@ -15,11 +15,13 @@ seed.
   (kind = the rule, e.g. ``population``): the sentences holding the rule's cue are relevant, the
   other sentences of the same summary are not. ``fanoutqa``: a test question; each evidence
   summary is relevant in full.
-- **Texts of a record.** Shaped like the benchmark: the relevant summary with its 2 nearest BM25
-  neighbours (the summary is the BM25 query), shuffled and joined by newlines; the relevant summary
-  alone; ``negatives`` single neighbour summaries; and one context of 2 or 3 neighbour summaries.
+- **Texts of a record.** Shaped like the benchmark's contexts: the relevant summary with its 2
+  nearest BM25 neighbours, shuffled and joined by newlines; the relevant summary alone;
+  ``negatives`` single neighbour summaries; and one context of 2 or 3 neighbour summaries.
   Neighbours are hard negatives by construction (lexically closest articles); the relevant text's
-  other sentences are negatives for pruning.
+  other sentences are negatives for pruning. Training keeps its own scheme: the neighbours here
+  are those *of the summary* (the summary is the BM25 query), where the benchmark's distractors
+  are the top BM25 hits *of the question* (:mod:`pruning_encoder.data.fanoutqa`).
 - **Spans** are the sentences of ``split_sentences`` on the final text that lie inside relevant
   sentences, so they align with what the model scores.
 """

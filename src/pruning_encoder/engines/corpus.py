@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..saving import atomic_file
 from .batch_pruner import ERROR_COLUMN, BatchPruner, arrow_types, output_columns, refuse_clashes
 from .corpus_inputs import (
     LINE_ERROR,
@@ -118,6 +119,8 @@ def prune_corpus(
         [*(f for f in read if f.name != LINE_ERROR), *(pa.field(n, types[n]) for n in results)]
     )
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".part-*.tmp.parquet"):  # what a killed run was writing
+        stale.unlink()
     done = _read_manifest(folder, files, shard_rows, options)
     shards = [shard for i, file in enumerate(files) for shard in _shards(i, file, shard_rows)]
     pending = [shard for shard in shards if shard.name not in done]
@@ -130,7 +133,7 @@ def prune_corpus(
     with open(folder / MANIFEST, "a", encoding="utf-8") as manifest:
         for shard, table in zip(pending, tables, strict=True):
             table = table.select(schema.names).cast(schema)  # one schema, whatever Ray did
-            _write_atomically(table, folder / f"part-{shard.name}.parquet")
+            _write_shard(table, folder / f"part-{shard.name}.parquet")
             failed = table.num_rows - table[ERROR_COLUMN].null_count
             record = {"shard": shard.name, "rows": table.num_rows, "errors": failed}
             manifest.write(json.dumps(record) + "\n")
@@ -201,17 +204,11 @@ def _prune_table(pruner: BatchPruner, table: Any) -> Any:
     return pruned.set_column(index, ERROR_COLUMN, pa.array(errors, pa.string()))
 
 
-def _write_atomically(table: Any, path: Path) -> None:
+def _write_shard(table: Any, path: Path) -> None:
     import pyarrow.parquet as pq
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        with open(temporary, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_file(path) as staging:
+        pq.write_table(table, staging)
 
 
 def _ray_tables(

@@ -3,9 +3,8 @@ reaches a target.
 
 One ``process(..., return_sentence_probabilities=True)`` call scores every sentence of every
 record (one forward pass per text, whatever the number of thresholds); every threshold of the
-grid 0.01, 0.02, ..., 0.99 is then applied to those probabilities with ``process()``'s own rule
-(:func:`~pruning_encoder.token_budget.select_sentences`, kept runs as in ``kept_spans``) and
-scored with :func:`~pruning_encoder.evaluation.metrics.pruning_metrics`, so each row of the curve is
+grid 0.01, 0.02, ..., 0.99 is then applied to those probabilities with ``process()``'s own rules
+(:func:`~pruning_encoder.evaluation.thresholds.threshold_curve`), so each row of the curve is
 what ``eval --threshold T`` would report. A row holds:
 
 - ``answer_kept``: the share of relevant texts whose pruned text still holds every answer
@@ -26,20 +25,18 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..context_pruning import _kept_spans, sentence_tokens
+from ..context_pruning import sentence_tokens
 from ..data.records import Record, load_records
-from ..sentence_splitter import Span
-from ..token_budget import select_sentences
-from .benchmark import _highest_reaching
-from .metrics import _LABELS as METRIC_LABELS
-from .metrics import GRID, _mostly_inside, _units, pruning_metrics, sentence_probabilities
+from ..saving import atomic_file
+from .curves import new_figure, plot_columns
+from .metrics import METRIC_LABELS, Units, format_value, relevant_units, sentence_units
+from .predictions import sentence_probabilities
+from .thresholds import GRID, highest_reaching, keep_masks, lowest_reaching, threshold_curve
 
 __all__ = ["CURVE_COLUMNS", "calibrate", "format_calibration", "plot_calibration", "summary"]
 
@@ -73,7 +70,6 @@ _TARGET_LABELS = {
     "relevant_kept": "relevant sentences kept",
     "compression": "characters removed",
 }
-_INSTALL_PLOT = "pip install 'pruning-encoder[plot]'"
 
 
 def calibrate(
@@ -119,20 +115,16 @@ def calibrate(
     """
     metric, target = _target(target_answer_kept, target_compression)
     records = _records(records)
-    units = _units(records)
+    units = sentence_units(records)
     metric, counts = _check_records(records, units, metric, target)
     spans, probabilities = sentence_probabilities(
         model, records, batch_size=batch_size, show_progress_bar=show_progress_bar
     )
     curve = _curve(model, records, units, spans, probabilities)
-    column = "removed_pct" if metric == "compression" else metric
-    scale = 100.0 if metric == "compression" else 1.0
-    values = np.array([np.nan if (v := row[column]) is None else v / scale for row in curve])
     if metric == "compression":  # the lowest threshold that removes enough keeps the most
-        reached = np.flatnonzero(values >= target - 1e-9)
-        threshold = float(GRID[reached[0]]) if len(reached) else None
+        threshold = lowest_reaching(curve, "removed_pct", 100.0 * target)
     else:  # the highest that keeps enough removes the most
-        threshold = _highest_reaching(values, target)
+        threshold = highest_reaching(curve, metric, target)
     return {
         "threshold": threshold,
         "target": {"metric": metric, "value": target},
@@ -168,7 +160,7 @@ def _records(records: Any) -> list[Record]:
 
 
 def _check_records(
-    records: list[Record], units: list[list[list[Span]]], metric: str, target: float
+    records: list[Record], units: Units, metric: str, target: float
 ) -> tuple[str, dict[str, int]]:
     """The metric the target applies to, and the counts; refuses records it cannot use."""
     has_answers = [bool(record.answers) for record in records]
@@ -180,12 +172,7 @@ def _check_records(
                 "the other in every record."
             )
     relevant_texts = sum(rel > 0 for record in records for rel in record.relevance)
-    relevant_sentences = sum(
-        _mostly_inside(unit, record.relevant_spans[i])
-        for record, record_units in zip(records, units, strict=True)
-        for i, spans in enumerate(record_units)
-        for unit in spans
-    )
+    relevant_sentences = relevant_units(records, units)
     counts = {
         "records": len(records),
         "texts": sum(len(record.texts) for record in records),
@@ -220,56 +207,37 @@ def _check_records(
 def _curve(
     model: Any,
     records: list[Record],
-    units: list[list[list[Span]]],
-    spans: list[list[list[Span]]],
+    units: Units,
+    spans: Units,
     probabilities: list[list[np.ndarray]],
 ) -> list[dict[str, float | None]]:
+    """The :data:`CURVE_COLUMNS` at every grid threshold."""
+    texts = [text for record in records for text in record.texts]
+    flat_spans = [s for record_spans in spans for s in record_spans]
     tokens = [
-        [
-            np.asarray(sentence_tokens(model.tokenizer, text, s), dtype=np.int64)
-            for text, s in zip(record.texts, record_spans, strict=True)
-        ]
-        for record, record_spans in zip(records, spans, strict=True)
+        np.asarray(sentence_tokens(model.tokenizer, text, s), dtype=np.int64)
+        for text, s in zip(texts, flat_spans, strict=True)
     ]
-    total_tokens = sum(int(t.sum()) for group in tokens for t in group)
-    total_chars = sum(len(text) for record in records for text in record.texts)
-    curve = []
-    for threshold in GRID.tolist():
-        kept, kept_tokens = [], 0
-        for record, record_spans, record_probs, record_tokens in zip(
-            records, spans, probabilities, tokens, strict=True
-        ):
-            selections = select_sentences(
-                record_probs, threshold=threshold, titles=[False] * len(record.texts)
-            )
-            kept.append(
-                [
-                    _kept_spans(text, s, selection.keep)
-                    for text, s, selection in zip(
-                        record.texts, record_spans, selections, strict=True
-                    )
-                ]
-            )
-            kept_tokens += sum(
-                int(t[selection.keep].sum())
-                for t, selection in zip(record_tokens, selections, strict=True)
-            )
-        metrics = pruning_metrics(records, kept, units)
-        kept_chars = sum(e - s for group in kept for text in group for s, e in text)
-        curve.append(
-            {
-                "threshold": threshold,
-                "answer_kept": metrics["answer_kept"],
-                "relevant_kept": metrics["sentence_recall"],
-                "removed_relevant_pct": metrics["removed_relevant_pct"],
-                "removed_irrelevant_pct": metrics["removed_irrelevant_pct"],
-                "removed_evidence_pct": metrics["removed_evidence_pct"],
-                "removed_distractor_pct": metrics["removed_distractor_pct"],
-                "removed_pct": 100.0 * (1.0 - kept_chars / total_chars) if total_chars else None,
-                "tokens_kept_pct": 100.0 * kept_tokens / total_tokens if total_tokens else None,
-            }
-        )
-    return curve
+    masks = keep_masks([p for group in probabilities for p in group], GRID.tolist())
+    kept_tokens = sum(
+        (t @ mask for t, mask in zip(tokens, masks, strict=True)), np.zeros(len(GRID))
+    )
+    total_tokens = sum(int(t.sum()) for t in tokens)
+    curve = threshold_curve(records, spans, probabilities, units=units)
+    return [
+        {
+            "threshold": row["threshold"],
+            "answer_kept": row["answer_kept"],
+            "relevant_kept": row["sentence_recall"],
+            "removed_relevant_pct": row["removed_relevant_pct"],
+            "removed_irrelevant_pct": row["removed_irrelevant_pct"],
+            "removed_evidence_pct": row["removed_evidence_pct"],
+            "removed_distractor_pct": row["removed_distractor_pct"],
+            "removed_pct": row["removed_pct"],
+            "tokens_kept_pct": 100.0 * float(kept) / total_tokens if total_tokens else None,
+        }
+        for row, kept in zip(curve, kept_tokens, strict=True)
+    ]
 
 
 def _row_at(calibration: dict[str, Any], threshold: float) -> dict[str, Any]:
@@ -285,26 +253,18 @@ def summary(calibration: dict[str, Any]) -> str:
     if calibration["threshold"] is None:
         values = [row[column] for row in calibration["curve"] if row[column] is not None]
         best = max(values) if values else None
-        shown = "none" if best is None else _cell(column, best)
+        shown = "none" if best is None else format_value(column, best)
         return (
             f"No threshold of {GRID[0]:.2f}..{GRID[-1]:.2f} reaches {wanted} (the best is {shown})."
         )
     row = _row_at(calibration, calibration["threshold"])
-    reached = "" if column == "removed_pct" else f"{label} {_cell(column, row[column])}, "
+    reached = "" if column == "removed_pct" else f"{label} {format_value(column, row[column])}, "
     return (
         f"Threshold {calibration['threshold']:.2f} reaches {wanted}: {reached}"
         f"{row['removed_pct']:.1f}% of the characters removed, "
         f"{row['tokens_kept_pct']:.1f}% of the tokens kept "
         f"(the model's default threshold is {calibration['default_threshold']:.2f})."
     )
-
-
-def _cell(name: str, value: Any) -> str:
-    if value is None:
-        return "—"
-    if name == "threshold":
-        return f"{value:.2f}"
-    return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
 
 
 def format_calibration(calibration: dict[str, Any], *, step: float = 0.05) -> str:
@@ -321,7 +281,7 @@ def format_calibration(calibration: dict[str, Any], *, step: float = 0.05) -> st
         threshold = row["threshold"]
         mark = next((m for t, m in marks.items() if abs(t - threshold) < 1e-9), "")
         if mark or round(threshold * 100) % every == 0 or threshold in (GRID[0], GRID[-1]):
-            rows.append([*(_cell(n, row[n]) for n in names), f"<- {mark}" if mark else ""])
+            rows.append([*(format_value(n, row[n]) for n in names), f"<- {mark}" if mark else ""])
     headers = [*(_LABELS[n] for n in names), ""]
     widths = [max(len(r[j]) for r in [headers, *rows]) for j in range(len(headers))]
 
@@ -343,26 +303,16 @@ def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) 
     Raises:
         ImportError: matplotlib is missing (the message has the install line).
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(f"Plotting needs matplotlib: {_INSTALL_PLOT}") from error
     curve = calibration["curve"]
-    thresholds = [row["threshold"] for row in curve]
-    figure = Figure(figsize=(7, 4.8), layout="constrained")
+    figure = new_figure(figsize=(7, 4.8))
     axes = figure.add_subplot()
-    for name, style in (
-        ("answer_kept", "-"),
-        ("relevant_kept", "-"),
-        ("removed_pct", "--"),
-        ("removed_distractor_pct", ":"),
-        ("tokens_kept_pct", "-."),
-    ):
-        values = [row[name] for row in curve]
-        if any(v is None for v in values):
-            continue
-        scale = 100.0 if name.endswith("_pct") else 1.0
-        axes.plot(thresholds, [v / scale for v in values], style, label=_PLOT_LABELS[name])
+    styles = (("answer_kept", "-"), ("relevant_kept", "-"), ("removed_pct", "--"))
+    plot_columns(
+        axes,
+        curve,
+        (*styles, ("removed_distractor_pct", ":"), ("tokens_kept_pct", "-.")),
+        _PLOT_LABELS,
+    )
     target = calibration["target"]
     axes.axhline(target["value"], color="grey", linewidth=0.8)
     if calibration["threshold"] is not None:
@@ -379,10 +329,5 @@ def plot_calibration(calibration: dict[str, Any], path: str | os.PathLike[str]) 
     axes.set_ylim(0, 1.02)
     axes.set_title(f"target: {_TARGET_LABELS[target['metric']]} >= {target['value']:g}")
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, fontsize="small")
-    target_path = Path(path)
-    staging = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex}{target_path.suffix}")
-    try:
+    with atomic_file(path) as staging:
         figure.savefig(staging, dpi=110)
-        os.replace(staging, target_path)
-    finally:
-        staging.unlink(missing_ok=True)

@@ -1,7 +1,4 @@
-"""Evaluate a PruningEncoder against simple baselines, on the same records in one call.
-
-Every method is scored on the same :class:`~pruning_encoder.data.records.Record` list, and the
-report is plain JSON (``{"methods": {name: {metric: value or None}}, "counts": ..., ...}``).
+"""Ranking and pruning metrics, and the table that shows them.
 
 Ranking metrics (per query over its own texts, binary relevance :attr:`Record.relevance`,
 averaged over the queries with at least one relevant text; a query without one is skipped):
@@ -31,20 +28,14 @@ micro-pooled over all texts of all records:
   outside the ``relevant_spans`` of every text (a relevant text's other sentences count as
   distractors), as in the FanOutQA benchmark of :mod:`pruning_encoder.data.fanoutqa`.
 
-Methods: ``model`` (ranking by ``reranking_score``, None for a pruning_only model; pruning by
-``kept_spans`` at the threshold), ``bm25`` (ranking only; one BM25 index over all unique texts
-of all records so that IDF is meaningful, each query scored against its own texts),
-``bi-encoder`` (ranking by cosine(query, text); pruning keeps the sentences whose cosine with
-the query is at least ``bi_encoder_threshold``), ``keep-all`` and ``keep-first-sentence``
-(pruning only).
+The pruning metrics are computed from additive counts per text (:func:`text_counts`,
+:func:`metrics_from_counts`), so that a threshold sweep can sum them per threshold.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
-from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -53,19 +44,24 @@ from ..data.records import Record, merge_spans
 from ..sentence_splitter import Span, split_sentences
 
 __all__ = [
+    "COUNTS",
     "METRICS",
-    "choose_bi_encoder_threshold",
-    "choose_threshold",
-    "evaluate",
+    "METRIC_LABELS",
+    "PRUNING_METRICS",
+    "f_beta",
     "format_table",
+    "format_value",
+    "metrics_from_counts",
+    "mostly_inside",
     "mrr_at_k",
     "ndcg_at_k",
     "pruning_metrics",
     "ranking_metrics",
-    "sentence_probabilities",
+    "relevant_units",
+    "removed_pct",
+    "sentence_units",
+    "text_counts",
 ]
-
-logger = logging.getLogger(__name__)
 
 METRICS = (
     "mrr@10",
@@ -80,9 +76,8 @@ METRICS = (
     "removed_evidence_pct",
     "removed_distractor_pct",
 )
-RANKING_METRICS = METRICS[:2]
 PRUNING_METRICS = METRICS[2:]
-_LABELS = {
+METRIC_LABELS = {
     "mrr@10": "MRR@10",
     "ndcg@10": "nDCG@10",
     "sentence_precision": "sent P",
@@ -95,11 +90,28 @@ _LABELS = {
     "removed_evidence_pct": "rm evid %",
     "removed_distractor_pct": "rm distr %",
 }
-GRID = np.round(np.arange(1, 100) / 100, 2)
-_INSTALL = "pip install 'pruning-encoder[train]'"
 
 Scores = list[list[float]]  # per record, per text
+Units = list[list[list[Span]]]  # per record, per text, sentence spans
 Kept = list[list[list[Span]]]  # per record, per text, kept spans
+
+# The additive counts of one text, in this order (see text_counts).
+COUNTS = (
+    "tp",
+    "fp",
+    "fn",
+    "answers_found",
+    "answers_total",
+    "kept_relevant_chars",
+    "relevant_chars",
+    "kept_irrelevant_chars",
+    "irrelevant_chars",
+    "kept_evidence_chars",
+    "evidence_chars",
+    "kept_distractor_chars",
+    "distractor_chars",
+)
+_AT = {name: i for i, name in enumerate(COUNTS)}
 
 
 # --------------------------------------------------------------------------- ranking metrics
@@ -155,456 +167,115 @@ def _overlap(span: Span, spans: Sequence[Span]) -> int:
     return sum(max(0, min(end, e) - max(start, s)) for s, e in spans)
 
 
-def _mostly_inside(span: Span, spans: Sequence[Span]) -> bool:
+def mostly_inside(span: Span, spans: Sequence[Span]) -> bool:
     """Whether at least half of the characters of ``span`` lie inside ``spans``."""
     return 2 * _overlap(span, spans) >= span[1] - span[0]
 
 
-def _f_beta(tp: float, fp: float, fn: float, beta: float) -> float | None:
+def f_beta(tp: float, fp: float, fn: float, beta: float) -> float | None:
+    """``(1 + b²)·tp / ((1 + b²)·tp + b²·fn + fp)``; None when the denominator is 0."""
     b2 = beta * beta
     denominator = (1 + b2) * tp + b2 * fn + fp
     return None if denominator == 0 else (1 + b2) * tp / denominator
 
 
-def _units(records: Sequence[Record]) -> list[list[list[Span]]]:
+def sentence_units(records: Sequence[Record]) -> Units:
+    """The units of the pruning metrics: ``split_sentences(text)`` of every text."""
     return [[split_sentences(text) for text in record.texts] for record in records]
 
 
-def pruning_metrics(
-    records: Sequence[Record], kept: Kept, units: list[list[list[Span]]] | None = None
-) -> dict[str, float | None]:
-    """Sentence P/R/F1/F2, ``answer_kept`` and removed-character percentages (see module doc)."""
-    units = _units(records) if units is None else units
-    tp = fp = fn = 0
-    answers_found = answers_total = 0
-    kept_chars = {True: 0, False: 0}
-    total_chars = {True: 0, False: 0}
-    evidence = {"kept": 0, "total": 0}
-    distractor = {"kept": 0, "total": 0}
-    for record, record_kept, record_units in zip(records, kept, units, strict=True):
-        relevance = record.relevance
-        for i, text in enumerate(record.texts):
-            spans = merge_spans(record_kept[i])
-            for unit in record_units[i]:
-                relevant = _mostly_inside(unit, record.relevant_spans[i])
-                keep = _mostly_inside(unit, spans)
-                tp += relevant and keep
-                fp += keep and not relevant
-                fn += relevant and not keep
-            is_relevant = relevance[i] > 0
-            pruned = "".join(text[s:e] for s, e in spans)
-            kept_chars[is_relevant] += len(pruned)
-            total_chars[is_relevant] += len(text)
-            inside = merge_spans(record.relevant_spans[i])
-            inside_chars = sum(e - s for s, e in inside)
-            kept_inside = sum(_overlap(span, inside) for span in spans)
-            evidence["total"] += inside_chars
-            evidence["kept"] += kept_inside
-            distractor["total"] += len(text) - inside_chars
-            distractor["kept"] += len(pruned) - kept_inside
-            if is_relevant and record.answers:
-                answers_total += 1
-                lowered = pruned.lower()
-                answers_found += all(a.lower() in lowered for a in record.answers)
+def relevant_units(records: Sequence[Record], units: Units) -> int:
+    """How many ``units`` are relevant (at least half inside the records' relevant spans)."""
+    return sum(
+        mostly_inside(unit, record.relevant_spans[i])
+        for record, record_units in zip(records, units, strict=True)
+        for i, spans in enumerate(record_units)
+        for unit in spans
+    )
 
-    def removed(group: bool) -> float | None:
-        if not total_chars[group]:
-            return None
-        return 100.0 * (1.0 - kept_chars[group] / total_chars[group])
 
-    def removed_share(counts: dict[str, int]) -> float | None:
-        return 100.0 * (1.0 - counts["kept"] / counts["total"]) if counts["total"] else None
+def text_counts(record: Record, i: int, kept: Sequence[Span], units: Sequence[Span]) -> np.ndarray:
+    """The additive counts (:data:`COUNTS`, ``[13]``) of text ``i`` of ``record`` pruned to the
+    ``kept`` spans; ``units`` are its sentences."""
+    text = record.texts[i]
+    spans = merge_spans(kept)
+    counts = np.zeros(len(COUNTS))
+    for unit in units:
+        relevant = mostly_inside(unit, record.relevant_spans[i])
+        keep = mostly_inside(unit, spans)
+        counts[_AT["tp"]] += relevant and keep
+        counts[_AT["fp"]] += keep and not relevant
+        counts[_AT["fn"]] += relevant and not keep
+    pruned = "".join(text[s:e] for s, e in spans)
+    group = "relevant" if record.relevance[i] > 0 else "irrelevant"
+    counts[_AT[f"kept_{group}_chars"]] += len(pruned)
+    counts[_AT[f"{group}_chars"]] += len(text)
+    inside = merge_spans(record.relevant_spans[i])
+    inside_chars = sum(e - s for s, e in inside)
+    kept_inside = sum(_overlap(span, inside) for span in spans)
+    counts[_AT["evidence_chars"]] += inside_chars
+    counts[_AT["kept_evidence_chars"]] += kept_inside
+    counts[_AT["distractor_chars"]] += len(text) - inside_chars
+    counts[_AT["kept_distractor_chars"]] += len(pruned) - kept_inside
+    if group == "relevant" and record.answers:
+        lowered = pruned.lower()
+        counts[_AT["answers_total"]] += 1
+        counts[_AT["answers_found"]] += all(a.lower() in lowered for a in record.answers)
+    return counts
 
+
+def _removed(counts: np.ndarray, what: str) -> float | None:
+    total = counts[_AT[f"{what}_chars"]]
+    return float(100.0 * (1.0 - counts[_AT[f"kept_{what}_chars"]] / total)) if total else None
+
+
+def metrics_from_counts(counts: np.ndarray) -> dict[str, float | None]:
+    """The pruning metrics of summed :func:`text_counts` (see the module doc)."""
+    tp, fp, fn = (float(counts[_AT[name]]) for name in ("tp", "fp", "fn"))
+    answers = counts[_AT["answers_total"]]
     return {
         "sentence_precision": tp / (tp + fp) if tp + fp else None,
         "sentence_recall": tp / (tp + fn) if tp + fn else None,
-        "sentence_f1": _f_beta(tp, fp, fn, 1.0),
-        "sentence_f2": _f_beta(tp, fp, fn, 2.0),
-        "answer_kept": answers_found / answers_total if answers_total else None,
-        "removed_relevant_pct": removed(True),
-        "removed_irrelevant_pct": removed(False),
-        "removed_evidence_pct": removed_share(evidence),
-        "removed_distractor_pct": removed_share(distractor),
+        "sentence_f1": f_beta(tp, fp, fn, 1.0),
+        "sentence_f2": f_beta(tp, fp, fn, 2.0),
+        "answer_kept": float(counts[_AT["answers_found"]] / answers) if answers else None,
+        "removed_relevant_pct": _removed(counts, "relevant"),
+        "removed_irrelevant_pct": _removed(counts, "irrelevant"),
+        "removed_evidence_pct": _removed(counts, "evidence"),
+        "removed_distractor_pct": _removed(counts, "distractor"),
     }
 
 
-def _best_threshold(
-    relevant: list[np.ndarray], kept_chars: list[np.ndarray], lengths: list[np.ndarray], beta: float
-) -> float:
-    """The grid threshold maximising micro F-beta; ``kept_chars[j]`` is ``[units, thresholds]``."""
-    tp = np.zeros(len(GRID))
-    fp = np.zeros(len(GRID))
-    fn = np.zeros(len(GRID))
-    for rel, chars, length in zip(relevant, kept_chars, lengths, strict=True):
-        if not len(rel):
-            continue
-        keep = 2 * chars >= length[:, None]
-        tp += (keep & rel[:, None]).sum(axis=0)
-        fp += (keep & ~rel[:, None]).sum(axis=0)
-        fn += (~keep & rel[:, None]).sum(axis=0)
-    b2 = beta * beta
-    denominator = (1 + b2) * tp + b2 * fn + fp
-    f = np.divide((1 + b2) * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return float(GRID[int(np.argmax(f))])  # ties: the lowest threshold (keeps the most)
+def removed_pct(counts: np.ndarray) -> float | None:
+    """Characters removed from all texts, in percent, from summed :func:`text_counts`."""
+    total = counts[_AT["relevant_chars"]] + counts[_AT["irrelevant_chars"]]
+    kept = counts[_AT["kept_relevant_chars"]] + counts[_AT["kept_irrelevant_chars"]]
+    return float(100.0 * (1.0 - kept / total)) if total else None
 
 
-def _unit_arrays(record: Record, i: int, units: list[Span]) -> tuple[np.ndarray, np.ndarray]:
-    relevant = np.array([_mostly_inside(u, record.relevant_spans[i]) for u in units], dtype=bool)
-    lengths = np.array([e - s for s, e in units], dtype=np.int64)
-    return relevant, lengths
-
-
-# --------------------------------------------------------------------------- the model
-
-
-def _pairs(records: Sequence[Record]) -> tuple[list[str], list[str]]:
-    questions = [record.query for record in records for _ in record.texts]
-    contexts = [text for record in records for text in record.texts]
-    return questions, contexts
-
-
-def _regroup(records: Sequence[Record], flat: Sequence[Any]) -> list[list[Any]]:
-    grouped, offset = [], 0
-    for record in records:
-        grouped.append(list(flat[offset : offset + len(record.texts)]))
-        offset += len(record.texts)
-    return grouped
-
-
-def _run_model(
-    model: Any,
-    records: Sequence[Record],
-    *,
-    threshold: float | None,
-    batch_size: int,
-    probabilities: bool,
-    show_progress_bar: bool | None,
-) -> list[list[dict[str, Any]]]:
-    """One aligned ``process()`` call over every (query, text) pair, regrouped per record."""
-    questions, contexts = _pairs(records)
-    if not contexts:
-        return [[] for _ in records]
-    results = model.process(
-        questions,
-        contexts,
-        threshold=threshold,
-        batch_size=batch_size,
-        return_sentence_probabilities=probabilities,
-        show_progress_bar=show_progress_bar,
-    )
-    return _regroup(records, results)
-
-
-def sentence_probabilities(
-    model: Any,
-    records: Sequence[Record],
-    *,
-    batch_size: int = 32,
-    show_progress_bar: bool | None = None,
-) -> tuple[list[list[list[Span]]], list[list[np.ndarray]]]:
-    """What every threshold search sweeps, from one ``process()`` pass over every (query, text)
-    pair: per record and text, the sentence spans and their keep-probabilities (``[sentences]``).
-    """
-    results = _run_model(
-        model,
-        records,
-        threshold=None,
-        batch_size=batch_size,
-        probabilities=True,
-        show_progress_bar=show_progress_bar,
-    )
-    spans = [[[(s, e) for s, e in r["sentence_spans"]] for r in group] for group in results]
-    probabilities = [
-        [np.asarray(r["sentence_probabilities"], dtype=np.float64) for r in group]
-        for group in results
-    ]
-    return spans, probabilities
-
-
-def choose_threshold(
-    model: Any,
-    records: Sequence[Record],
-    *,
-    batch_size: int = 32,
-    beta: float = 2.0,
-    show_progress_bar: bool | None = None,
-) -> float:
-    """The model's keep threshold that maximises sentence F-beta (F2 by default) on ``records``.
-
-    Use a validation split, never the test data: the threshold is fitted to these records.
-    One ``process(..., return_sentence_probabilities=True)`` pass scores every sentence; the
-    metrics of every threshold of the grid 0.01, 0.02, ..., 0.99 are then computed from those
-    probabilities (a sentence is kept when its probability exceeds the threshold, as in
-    ``process()``), with the units and rules of :func:`pruning_metrics`. Ties go to the lowest
-    threshold.
-    """
-    all_spans, all_probabilities = sentence_probabilities(
-        model, records, batch_size=batch_size, show_progress_bar=show_progress_bar
-    )
-    relevant, kept_chars, lengths = [], [], []
-    for record, record_spans, record_probs, record_units in zip(
-        records, all_spans, all_probabilities, _units(records), strict=True
-    ):
-        for i, (spans, probs, units) in enumerate(
-            zip(record_spans, record_probs, record_units, strict=True)
-        ):
-            rel, length = _unit_arrays(record, i, units)
-            overlap = np.array(
-                [[_overlap(u, [s]) for s in spans] for u in units], dtype=np.float64
-            ).reshape(len(units), len(spans))
-            keep = probs[:, None] > GRID[None, :]  # [model sentences, thresholds]
-            relevant.append(rel)
-            kept_chars.append(overlap @ keep)
-            lengths.append(length)
-    return _best_threshold(relevant, kept_chars, lengths, beta)
-
-
-# --------------------------------------------------------------------------- baselines
-
-
-def _import_error(package: str) -> ImportError:
-    return ImportError(f"The {package} baseline needs the {package} package: {_INSTALL}.")
-
-
-def _bm25_scores(records: Sequence[Record]) -> Scores:
-    """BM25 over one index of all unique texts; each query scored against its own texts."""
-    try:
-        import bm25s
-    except ImportError as error:
-        raise _import_error("bm25s") from error
-    corpus = list(dict.fromkeys(text for record in records for text in record.texts))
-    position = {text: i for i, text in enumerate(corpus)}
-    retriever = bm25s.BM25()
-    retriever.index(
-        bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False
-    )
-    queries = bm25s.tokenize(
-        [record.query for record in records],
-        stopwords="en",
-        return_ids=False,
-        show_progress=False,
-    )
-    scores = []
-    for record, tokens in zip(records, queries, strict=True):
-        if tokens:
-            everything = retriever.get_scores(list(tokens))
-            scores.append([float(everything[position[text]]) for text in record.texts])
-        else:
-            scores.append([0.0] * len(record.texts))
-    return scores
-
-
-def _load_bi_encoder(bi_encoder: Any) -> Any:
-    if not isinstance(bi_encoder, str | PathLike):  # already a model (str has .encode too)
-        return bi_encoder
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as error:
-        raise _import_error("sentence-transformers") from error
-    return SentenceTransformer(str(bi_encoder))
-
-
-def _bi_encoder_similarities(
-    records: Sequence[Record],
-    bi_encoder: Any,
-    units: list[list[list[Span]]],
-    *,
-    batch_size: int,
-    show_progress_bar: bool | None,
-) -> tuple[Scores, list[list[np.ndarray]]]:
-    """Cosine(query, text) per text and cosine(query, sentence) per sentence of each text."""
-    encoder = _load_bi_encoder(bi_encoder)
-    strings: dict[str, int] = {}
-    for record, record_units in zip(records, units, strict=True):
-        strings.setdefault(record.query, len(strings))
-        for text, spans in zip(record.texts, record_units, strict=True):
-            strings.setdefault(text, len(strings))
-            for s, e in spans:
-                strings.setdefault(text[s:e], len(strings))
-    embeddings = np.asarray(
-        encoder.encode(
-            list(strings),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=bool(show_progress_bar),
-        ),
-        dtype=np.float64,
-    )
-    text_scores: Scores = []
-    sentence_scores: list[list[np.ndarray]] = []
-    for record, record_units in zip(records, units, strict=True):
-        query = embeddings[strings[record.query]]
-        text_scores.append([float(embeddings[strings[t]] @ query) for t in record.texts])
-        sentence_scores.append(
-            [
-                np.array([embeddings[strings[t[s:e]]] @ query for s, e in spans], dtype=np.float64)
-                for t, spans in zip(record.texts, record_units, strict=True)
-            ]
-        )
-    return text_scores, sentence_scores
-
-
-def choose_bi_encoder_threshold(
-    records: Sequence[Record],
-    bi_encoder: Any,
-    *,
-    batch_size: int = 32,
-    beta: float = 2.0,
-    show_progress_bar: bool | None = None,
-) -> float:
-    """The bi-encoder cosine threshold maximising sentence F-beta (F2) on ``records``.
-
-    Like :func:`choose_threshold` (grid 0.01..0.99, one encoding pass; a sentence is kept when
-    its cosine with the query is at least the threshold): use a validation split, never test
-    data. ``bi_encoder`` is a SentenceTransformer path (or an already loaded model).
-    """
-    units = _units(records)
-    _, sentence_scores = _bi_encoder_similarities(
-        records, bi_encoder, units, batch_size=batch_size, show_progress_bar=show_progress_bar
-    )
-    relevant, kept_chars, lengths = [], [], []
-    for record, record_units, record_scores in zip(records, units, sentence_scores, strict=True):
-        for i, (spans, cosines) in enumerate(zip(record_units, record_scores, strict=True)):
-            rel, length = _unit_arrays(record, i, spans)
-            relevant.append(rel)
-            lengths.append(length)
-            kept_chars.append((cosines[:, None] >= GRID[None, :]) * length[:, None])
-    return _best_threshold(relevant, kept_chars, lengths, beta)
-
-
-def _runs(text: str, spans: Sequence[Span], keep: Sequence[bool]) -> list[Span]:
-    """Kept sentences merged into runs; a run takes the whitespace between its sentences."""
-    runs: list[Span] = []
-    previous = False
-    for span, kept in zip(spans, keep, strict=True):
-        if kept and previous and runs:
-            runs[-1] = (runs[-1][0], span[1])
-        elif kept:
-            runs.append(span)
-        previous = bool(kept)
-    return runs
-
-
-def _keep_all(records: Sequence[Record]) -> Kept:
-    return [[[(0, len(text))] for text in record.texts] for record in records]
-
-
-def _keep_first_sentence(records: Sequence[Record], units: list[list[list[Span]]]) -> Kept:
-    return [[spans[:1] for spans in record_units] for record_units in units]
-
-
-# --------------------------------------------------------------------------- evaluate
-
-
-def _method(
-    records: Sequence[Record],
-    units: list[list[list[Span]]],
-    *,
-    scores: Scores | None = None,
-    kept: Kept | None = None,
+def pruning_metrics(
+    records: Sequence[Record], kept: Kept, units: Units | None = None
 ) -> dict[str, float | None]:
-    row: dict[str, float | None] = dict.fromkeys(METRICS)
-    if scores is not None:
-        row.update(ranking_metrics(records, scores))
-    if kept is not None:
-        row.update(pruning_metrics(records, kept, units))
-    return row
+    """Sentence P/R/F1/F2, ``answer_kept`` and removed-character percentages (see module doc)."""
+    units = sentence_units(records) if units is None else units
+    counts = np.zeros(len(COUNTS))
+    for record, record_kept, record_units in zip(records, kept, units, strict=True):
+        for i in range(len(record.texts)):
+            counts += text_counts(record, i, record_kept[i], record_units[i])
+    return metrics_from_counts(counts)
 
 
-def evaluate(
-    model: Any,
-    records: Sequence[Record],
-    *,
-    threshold: float | None = None,
-    batch_size: int = 32,
-    baselines: bool = True,
-    bi_encoder: Any = None,
-    bi_encoder_threshold: float = 0.3,
-    show_progress_bar: bool | None = None,
-) -> dict[str, Any]:
-    """Score the model and (with ``baselines``) the baselines on ``records``; see the module doc.
+# --------------------------------------------------------------------------- the table
 
-    Args:
-        model: A :class:`~pruning_encoder.PruningEncoder` or its inner model (``process``,
-            ``config``).
-        records: The evaluation records.
-        threshold: The model's keep threshold; defaults to ``config.default_threshold``.
-        batch_size: Pairs per forward pass (and strings per bi-encoder batch).
-        baselines: Also score ``bm25``, ``bi-encoder``, ``keep-all`` and ``keep-first-sentence``.
-        bi_encoder: A SentenceTransformer path (e.g. the untrained backbone) or loaded model;
-            without one the bi-encoder baseline is skipped with a warning.
-        bi_encoder_threshold: Cosine at or above which the bi-encoder keeps a sentence.
-        show_progress_bar: Passed to ``process()`` and the bi-encoder.
 
-    Returns:
-        ``{"methods": {name: {metric: value or None}}, "counts": {...}, "threshold": ...,
-        "bi_encoder_threshold": ...}``, JSON-serialisable.
-    """
-    records = list(records)
-    used = float(model.config.default_threshold if threshold is None else threshold)
-    units = _units(records)
-    results = _run_model(
-        model,
-        records,
-        threshold=used,
-        batch_size=batch_size,
-        probabilities=False,
-        show_progress_bar=show_progress_bar,
-    )
-    has_ranking = bool(model.config.has_ranking_head)
-    model_scores = (
-        [[float(r["reranking_score"]) for r in group] for group in results] if has_ranking else None
-    )
-    model_kept = [[[tuple(s) for s in r["kept_spans"]] for r in group] for group in results]
-    methods = {"model": _method(records, units, scores=model_scores, kept=model_kept)}
-    if baselines:
-        methods["bm25"] = _method(records, units, scores=_bm25_scores(records))
-        if bi_encoder is None:
-            logger.warning("No bi_encoder given: skipping the bi-encoder baseline.")
-        else:
-            text_scores, sentence_scores = _bi_encoder_similarities(
-                records,
-                bi_encoder,
-                units,
-                batch_size=batch_size,
-                show_progress_bar=show_progress_bar,
-            )
-            kept = [
-                [
-                    _runs(text, spans, list(cosines >= bi_encoder_threshold))
-                    for text, spans, cosines in zip(
-                        record.texts, record_units, record_scores, strict=True
-                    )
-                ]
-                for record, record_units, record_scores in zip(
-                    records, units, sentence_scores, strict=True
-                )
-            ]
-            methods["bi-encoder"] = _method(records, units, scores=text_scores, kept=kept)
-        methods["keep-all"] = _method(records, units, kept=_keep_all(records))
-        methods["keep-first-sentence"] = _method(
-            records, units, kept=_keep_first_sentence(records, units)
-        )
-    relevance = [rel for record in records for rel in record.relevance]
-    counts = {
-        "queries": len(records),
-        "texts": len(relevance),
-        "relevant_texts": int(sum(rel > 0 for rel in relevance)),
-        "sentences": sum(len(spans) for record_units in units for spans in record_units),
-        "relevant_sentences": sum(
-            _mostly_inside(unit, record.relevant_spans[i])
-            for record, record_units in zip(records, units, strict=True)
-            for i, spans in enumerate(record_units)
-            for unit in spans
-        ),
-    }
-    return {
-        "methods": methods,
-        "counts": counts,
-        "threshold": used,
-        "bi_encoder_threshold": float(bi_encoder_threshold),
-    }
+def format_value(name: str, value: Any) -> str:
+    """A metric's value as the tables print it: "—" when missing, a threshold with 2 decimals,
+    a percentage (``*_pct``) with 1, anything else with 3."""
+    if value is None:
+        return "—"
+    if name == "threshold":
+        return f"{value:.2f}"
+    return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -618,14 +289,10 @@ def format_table(report: dict[str, Any]) -> str:
         names.extend(name for name in row if name not in names)
     names = [name for name in names if any(row.get(name) is not None for row in methods.values())]
 
-    def cell(name: str, value: Any) -> str:
-        if value is None:
-            return "—"
-        return f"{value:.1f}" if name.endswith("_pct") else f"{value:.3f}"
-
-    headers = ["method", *(_LABELS.get(name, name) for name in names)]
+    headers = ["method", *(METRIC_LABELS.get(name, name) for name in names)]
     rows = [
-        [method, *(cell(name, row.get(name)) for name in names)] for method, row in methods.items()
+        [method, *(format_value(name, row.get(name)) for name in names)]
+        for method, row in methods.items()
     ]
     widths = [max(len(r[j]) for r in [headers, *rows]) for j in range(len(headers))]
 

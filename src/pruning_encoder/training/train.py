@@ -108,10 +108,7 @@ def train(config: TrainConfig, *, resume: bool | str = False) -> dict[str, Any]:
     final.config.base_model_name_or_path = config.model.base
     metrics: dict[str, Any] = {"train": train_result.metrics}
     if config.data.eval is not None:
-        from ..evaluation.metrics import (  # its baselines' imports are heavy
-            choose_threshold,
-            evaluate,
-        )
+        from ..evaluation import choose_threshold, evaluate  # its baselines' imports are heavy
 
         records = load_records(config.data.eval)
         threshold = config.threshold
@@ -175,7 +172,7 @@ def _bundle_spec(config: TrainConfig, model: PruningEncoderModel) -> dict[str, A
 
 
 def _evaluation_section(config: TrainConfig, metrics: dict[str, Any]) -> str:
-    from ..evaluation.metrics import format_table
+    from ..evaluation import format_table
 
     return (
         f"## Evaluation\n\nOn `{config.data.eval}` at the default threshold "

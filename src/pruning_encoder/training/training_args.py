@@ -16,7 +16,7 @@ class PruningEncoderTrainingArguments(TrainingArguments):
     - ``label_names=["pruning_labels"]``: every batch has token labels, so evaluation always
       computes the loss.
     - ``prediction_loss_only=True``: windows, not pairs, come out of the model; ranking and
-      pruning metrics come from :func:`pruning_encoder.evaluation.metrics.evaluate` instead.
+      pruning metrics come from :func:`pruning_encoder.evaluation.evaluate` instead.
     - ``report_to="none"``: nothing leaves the machine unless asked.
 
     Adds ``head_learning_rate``: the learning rate of the ranking and pruning heads (default:
