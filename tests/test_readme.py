@@ -21,7 +21,9 @@ One test per block, named by the nearest heading and the block's index under it
   ``<!-- readme-test: skip (REASON) -->`` (skipped with REASON, once its syntax and a Python
   block's imports check out), ``<!-- readme-test: output -->`` (an output sample: JSON must
   parse), ``<!-- readme-test: data -->`` (a training record: it must parse as one) and
-  ``<!-- readme-test: layout -->`` (the saved layout: it names what ``save_pretrained`` writes).
+  ``<!-- readme-test: layout -->`` (the saved layout: it names what ``save_pretrained`` writes)
+  and ``<!-- readme-test: package -->`` (the package tree: it names every module and
+  sub-package, and nothing that is not there).
   An unmarked block must be ``python`` or ``bash``.
 """
 
@@ -58,7 +60,7 @@ COPIED = ("examples", "configs")
 TIMEOUT = 300
 HEADING = re.compile(r"(#{1,6}) +(.+?) *")
 MARKER = re.compile(r"<!--\s*(.*?)\s*-->")
-TEST_MARKER = re.compile(r"readme-test:\s*(skip|output|data|layout)\b\s*(?:\((.*)\))?")
+TEST_MARKER = re.compile(r"readme-test:\s*(skip|output|data|layout|package)\b\s*(?:\((.*)\))?")
 MAIN_INSTALL = "python3.11 -m venv .venv && .venv/bin/pip install -e . -c constraints.txt && "
 TEST_INSTALL = (
     "python3.11 -m venv .venv && .venv/bin/pip install -e '.[dev]' -c constraints.txt && "
@@ -369,6 +371,18 @@ def check_layout(block: Block, tiny_backbone: Path, tmp_path: Path) -> None:
     assert top_level - named == set(), "saving writes files that the layout does not name"
 
 
+def check_package(block: Block) -> None:
+    """The tree names every top-level module and sub-package, and nothing that is not there."""
+    package = ROOT / "src" / "pruning_encoder"
+    root, *tree = block.code.splitlines()
+    assert root == "src/pruning_encoder/", root
+    named = set(re.findall(r"\b[a-z_]+(?:\.py|/)", "\n".join(tree)))
+    present = {p.name for p in package.glob("*.py")}
+    present |= {p.name + "/" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert present - named == set(), "the tree leaves these out"
+    assert named - present == set(), "the tree names what is not there"
+
+
 # A block that runs starts a process with the real model: slow.
 @pytest.mark.parametrize(
     "block",
@@ -398,6 +412,8 @@ def test_readme_block(
         parse_record(json.loads(block.code), where)
     elif kind == "layout":
         check_layout(block, tiny_backbone, tmp_path)
+    elif kind == "package":
+        check_package(block)
     elif block.marker:
         pytest.fail(f"{where}: unknown marker <!-- {block.marker} -->")
     else:
