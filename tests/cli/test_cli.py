@@ -454,3 +454,19 @@ def test_rank_jsonl_reports_bad_lines(
     assert f"{source}:2: field 'documents' must be an array of strings, got a string" in errors
     assert f"{source}:3: field 'documents' must be an array of strings" in errors
     assert main(["rank", "--model", model_dir, "--input", str(source), "--json"]) == 2
+
+
+@pytest.mark.parametrize("option", ["--data", "--tune-data"])
+def test_eval_names_the_option_whose_file_it_cannot_read(
+    option: str, model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """eval and calibrate read records through one rule, which names the option."""
+    good = tmp_path / "good.jsonl"
+    record = {"query": "q", "texts": ["A b."], "relevant_spans": [[[0, 4]]]}
+    good.write_text(json.dumps(record) + "\n")
+    missing = str(tmp_path / "missing.jsonl")
+    data = missing if option == "--data" else str(good)
+    extra = ["--tune-data", missing] if option == "--tune-data" else []
+    assert main(["eval", "--model", model_dir, "--data", data, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot read {option} {missing}: No such file or directory\n"

@@ -15,6 +15,7 @@ from .common import (
     chosen_model_path,
     load_model,
     need_matplotlib,
+    read_records_option,
 )
 
 CALIBRATE_EPILOG = f"""\
@@ -75,17 +76,11 @@ def add_calibrate(commands: Any, parents: list[argparse.ArgumentParser]) -> None
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from ..data.records import DataError, load_records
     from ..evaluation.calibration import calibrate, format_calibration, plot_calibration, summary
 
     if args.plot:
         need_matplotlib()
-    try:
-        records = load_records(args.data)
-    except OSError as error:
-        raise CliError(f"cannot read --data {args.data}: {error.strerror or error}") from None
-    except DataError as error:
-        raise CliError(str(error)) from None
+    records = read_records_option(args.data)
     model = load_model(chosen_model_path(args.model), args)
     try:
         calibration = calibrate(

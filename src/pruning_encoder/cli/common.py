@@ -181,6 +181,22 @@ def open_output(path: str) -> Iterator[TextIO]:
         stream.flush()
 
 
+def read_records_option(path: str, option: str = "--data") -> list[Any]:
+    """The training-format records in the file an option names.
+
+    Raises:
+        CliError: The file cannot be read (naming the option) or holds a malformed record.
+    """
+    from ..data.records import DataError, load_records
+
+    try:
+        return load_records(path)
+    except OSError as error:
+        raise CliError(f"cannot read {option} {path}: {error.strerror or error}") from None
+    except DataError as error:
+        raise CliError(str(error)) from None
+
+
 def need_matplotlib() -> None:
     """Refuse ``--plot`` before any work when matplotlib is missing."""
     try:

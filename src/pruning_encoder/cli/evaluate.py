@@ -19,6 +19,7 @@ from .common import (
     need_matplotlib,
     open_output,
     probability,
+    read_records_option,
 )
 
 EVAL_EPILOG = f"""\
@@ -87,18 +88,14 @@ def add_eval(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..data.records import DataError, load_records
     from ..evaluation import choose_bi_encoder_threshold, evaluate, format_table
 
     if args.plot:
         need_matplotlib()
     if args.data is None:
         return _eval_fanoutqa(args)
-    try:
-        records = load_records(args.data)
-        tune = load_records(args.tune_data) if args.tune_data else None
-    except (OSError, DataError) as error:
-        raise CliError(str(error)) from None
+    records = read_records_option(args.data)
+    tune = read_records_option(args.tune_data, "--tune-data") if args.tune_data else None
     model = load_model(chosen_model_path(args.model), args)
     bi_encoder = _bi_encoder(args, model)
     options: dict[str, Any] = {}

@@ -121,6 +121,47 @@ def ask(
     raise JobFailed(f"{reason} (after {attempt} attempt{'s' * (attempt > 1)})")
 
 
+class LLMJob:
+    """What the LLM jobs share (:class:`~.llm_labels.LLMLabeller`,
+    :class:`~.llm_questions.QuestionWriter`): the client, the retry policy, the threads and the
+    counts.
+
+    Raises:
+        ValueError: ``retries`` < 0 or ``concurrency`` < 1.
+    """
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        retries: int = 2,
+        retry_wait: float = 1.0,
+        concurrency: int = 1,
+        language: str = "auto",
+    ) -> None:
+        if retries < 0 or concurrency < 1:
+            raise ValueError("retries must be >= 0 and concurrency >= 1")
+        self.client = client
+        self.retries = retries
+        self.retry_wait = retry_wait
+        self.concurrency = concurrency
+        self.language = language
+        self.stats = JobStats()
+
+    def _run(
+        self, items: Sequence[Any], one: Callable[[Any, int], Outcome], show: bool, desc: str
+    ) -> Iterator[Outcome]:
+        return run_jobs(
+            items,
+            one,
+            client=self.client,
+            stats=self.stats,
+            concurrency=self.concurrency,
+            show_progress_bar=show,
+            desc=desc,
+        )
+
+
 def run_jobs(
     items: Sequence[Any],
     job: Callable[[Any, int], Outcome],

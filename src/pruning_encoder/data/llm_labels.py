@@ -30,11 +30,10 @@ from .llm_client import ChatClient
 from .llm_jobs import (
     InvalidReply,
     JobFailed,
-    JobStats,
+    LLMJob,
     Outcome,
     ask,
     numbered,
-    run_jobs,
     sentence_number,
 )
 
@@ -56,7 +55,7 @@ ANSWER_EDGES = " \t\n.,;:!?\"'()[]"
 RECORD_FIELDS = ("question", "context", "id", "answers")
 
 
-class LLMLabeller:
+class LLMLabeller(LLMJob):
     """Labels the sentences of contexts that answer their questions, with a chat model.
 
     Args:
@@ -84,15 +83,14 @@ class LLMLabeller:
         concurrency: int = 1,
         language: str = "auto",
     ) -> None:
-        if retries < 0 or concurrency < 1:
-            raise ValueError("retries must be >= 0 and concurrency >= 1")
-        self.client = client
-        self.retries = retries
-        self.retry_wait = retry_wait
+        super().__init__(
+            client,
+            retries=retries,
+            retry_wait=retry_wait,
+            concurrency=concurrency,
+            language=language,
+        )
         self.require_answer_match = require_answer_match
-        self.concurrency = concurrency
-        self.language = language
-        self.stats = JobStats()
 
     def label(
         self, items: Sequence[dict[str, Any]], *, show_progress_bar: bool = False
@@ -106,15 +104,7 @@ class LLMLabeller:
         Raises:
             LLMSetupError: The endpoint refuses the job (wrong URL, API key or model name).
         """
-        return run_jobs(
-            items,
-            self.label_one,
-            client=self.client,
-            stats=self.stats,
-            concurrency=self.concurrency,
-            show_progress_bar=show_progress_bar,
-            desc="label",
-        )
+        return self._run(items, self.label_one, show_progress_bar, "label")
 
     def label_one(self, item: dict[str, Any], index: int = 0) -> Outcome:
         """Label one item; see :meth:`label`."""

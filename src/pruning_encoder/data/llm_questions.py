@@ -25,11 +25,10 @@ from .llm_client import ChatClient
 from .llm_jobs import (
     InvalidReply,
     JobFailed,
-    JobStats,
+    LLMJob,
     Outcome,
     ask,
     numbered,
-    run_jobs,
     sentence_number,
 )
 
@@ -45,7 +44,7 @@ copy the text's rare words or phrases. Reply with JSON only: \
 MAX_QUESTION_CHARS = 200
 
 
-class QuestionWriter:
+class QuestionWriter(LLMJob):
     """Writes questions that passages answer, each labelled at the sentence it was written from.
 
     Args:
@@ -70,18 +69,17 @@ class QuestionWriter:
         concurrency: int = 1,
         language: str = "auto",
     ) -> None:
-        if per_passage < 1 or max_copied_words < 0 or retries < 0 or concurrency < 1:
-            raise ValueError(
-                "per_passage and concurrency must be >= 1, max_copied_words and retries >= 0"
-            )
-        self.client = client
+        super().__init__(
+            client,
+            retries=retries,
+            retry_wait=retry_wait,
+            concurrency=concurrency,
+            language=language,
+        )
+        if per_passage < 1 or max_copied_words < 0:
+            raise ValueError("per_passage must be >= 1 and max_copied_words >= 0")
         self.per_passage = per_passage
         self.max_copied_words = max_copied_words
-        self.retries = retries
-        self.retry_wait = retry_wait
-        self.concurrency = concurrency
-        self.language = language
-        self.stats = JobStats()
 
     def write(
         self, passages: Sequence[dict[str, Any]], *, show_progress_bar: bool = False
@@ -96,15 +94,7 @@ class QuestionWriter:
         Raises:
             LLMSetupError: The endpoint refuses the job (wrong URL, API key or model name).
         """
-        return run_jobs(
-            passages,
-            self.write_one,
-            client=self.client,
-            stats=self.stats,
-            concurrency=self.concurrency,
-            show_progress_bar=show_progress_bar,
-            desc="write-questions",
-        )
+        return self._run(passages, self.write_one, show_progress_bar, "write-questions")
 
     def write_one(self, passage: dict[str, Any], index: int = 0) -> Outcome:
         """Questions for one passage; see :meth:`write`."""
