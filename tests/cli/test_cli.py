@@ -462,7 +462,7 @@ def test_eval_names_the_option_whose_file_it_cannot_read(
 ) -> None:
     """eval and calibrate read records through one rule, which names the option."""
     good = tmp_path / "good.jsonl"
-    record = {"query": "q", "texts": ["A b."], "relevant_spans": [[[0, 4]]]}
+    record = {"query": "q", "texts": ["A b."], "labels": [1.0], "relevant_spans": [[[0, 4]]]}
     good.write_text(json.dumps(record) + "\n")
     missing = str(tmp_path / "missing.jsonl")
     data = missing if option == "--data" else str(good)
