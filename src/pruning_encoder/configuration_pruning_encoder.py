@@ -1,7 +1,7 @@
 """Configuration of a PruningEncoder: a Hugging Face encoder plus a token-level pruning head.
 
 This module travels with saved weights (``trust_remote_code=True``): it imports only the standard
-library, transformers and its sibling :mod:`.checks`.
+library, numpy and transformers, and its siblings :mod:`.checks` and :mod:`.keep_calibration`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 
 from .checks import MODES, check_choice, check_mode, check_threshold
+from .keep_calibration import check_keep_calibration
 
 __all__ = ["MODES", "PruningEncoderConfig"]
 RANKING_ACTIVATIONS = ("sigmoid", "identity")
@@ -29,7 +30,10 @@ class PruningEncoderConfig(PreTrainedConfig):
         max_seq_length: Maximum tokens of one (question, context window) input. (Named so because
             transformers reserves ``max_length`` for generation; a ``max_length`` key, as written
             by the sentence-transformers fork, is read as this.)
-        default_threshold: Sentences whose keep-probability exceeds it are kept by ``process()``.
+        default_threshold: Sentences whose keep-probability (calibrated, with
+            ``keep_calibration``) exceeds it are kept by ``process()``. Fitting or changing
+            ``keep_calibration`` changes what a threshold means: choose this again after it
+            (e.g. with ``PruningEncoder.calibrate``).
         pruning_dropout: Dropout in front of the pruning head's linear layer.
         ranking_activation: How a ranking logit becomes the reported ``reranking_score``:
             ``"sigmoid"`` (a probability, for models trained with a classification loss) or
@@ -47,6 +51,10 @@ class PruningEncoderConfig(PreTrainedConfig):
             own, ``'.', 'Ġ', 'It'`` instead of ``'.', 'ĠIt'``). The OpenProvence importer sets
             ``"per_sentence"`` for byte-level BPE tokenizers, so that imported models prune as
             their own code does.
+        keep_calibration: A monotonic map applied to each sentence's mean keep-probability
+            before the threshold, e.g. ``{"method": "platt", "a": 1.2, "b": 3.4}`` (see
+            :mod:`.keep_calibration`; fitted by ``PruningEncoder.calibrate_keep_probabilities``),
+            or None: the mean itself, as models saved without it.
         imported_from: For a published checkpoint imported by ``pruning_encoder.importers``: its
             ``family``, ``source`` (folder or Hub id) and ``license`` as published (None where
             it states none); the model card reports them.
@@ -73,6 +81,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         zero_score_when_empty: bool = False,
         context_tokenization: str = "whole",
         imported_from: dict[str, Any] | None = None,
+        keep_calibration: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         check_mode(mode)
@@ -96,6 +105,7 @@ class PruningEncoderConfig(PreTrainedConfig):
         self.zero_score_when_empty = zero_score_when_empty
         self.context_tokenization = context_tokenization
         self.imported_from = imported_from
+        self.keep_calibration = check_keep_calibration(keep_calibration)
         super().__init__(**kwargs)
 
     @property

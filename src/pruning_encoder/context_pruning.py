@@ -28,6 +28,7 @@ from .checks import (
     check_top_k,
 )
 from .input_shapes import group_inputs, join_sentences, shaped_like_input
+from .keep_calibration import apply_keep_calibration
 from .sentence_splitter import Span, resolve_spans, split_sentences
 from .token_budget import Selection, select_sentences
 from .windows import (
@@ -234,7 +235,8 @@ class ContextPruningMixin:
         Returns:
             ``(logits, probabilities)``: ``[documents, num_labels]`` ranking logits of each
             document's best window (None without a ranking head), and for each document the mean
-            keep-probability of each of its sentences (0 for a sentence with no tokens).
+            keep-probability of each of its sentences (0 for a sentence with no tokens), mapped
+            by ``config.keep_calibration`` where the model has one.
         """
         check_batch_size(batch_size)
         tokenizer = self.tokenizer
@@ -313,6 +315,7 @@ class ContextPruningMixin:
             sums += np.bincount(sentence_ids[valid], token_probs[valid], minlength=len(sums))
             counts += np.bincount(sentence_ids[valid], minlength=len(counts))
         means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+        means = apply_keep_calibration(means, self.config.keep_calibration)
         probabilities = [means[sentence_base[d] : sentence_base[d + 1]] for d in range(len(chunk))]
         if window_logits is None:
             return None, probabilities

@@ -358,6 +358,7 @@ class PruningEncoderPreTrainedModel(ContextPruningMixin, PreTrainedModel):
             "num_labels": self.backbone.config.num_labels if config.has_ranking_head else None,
             "max_length": config.max_seq_length,
             "default_threshold": config.default_threshold,
+            "keep_calibration": config.keep_calibration,
             "pruning_config": {
                 "hidden_size": config.hidden_size,
                 "dropout": config.pruning_dropout,

@@ -356,6 +356,39 @@ class PruningEncoder(nn.Module):
             show_progress_bar=show_progress_bar,
         )
 
+    def calibrate_keep_probabilities(
+        self,
+        records: Any,
+        *,
+        method: str = "platt",
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> dict[str, Any]:
+        """Fit a map from sentence keep-probabilities to the chance a sentence is relevant, on
+        labelled ``records``, and set it as ``config.keep_calibration`` (``save_pretrained``
+        keeps it; every backend, the pipeline, the service and remote code apply it); see
+        :func:`pruning_encoder.evaluation.keep_calibration_fit.fit_keep_calibration`.
+
+        Thresholds then compare calibrated probabilities: choose ``default_threshold`` again
+        afterwards (e.g. with :meth:`calibrate`), since the old one meant something else.
+
+        Example:
+            >>> model.calibrate_keep_probabilities("validation.jsonl")  # doctest: +SKIP
+            {'method': 'platt', 'a': 1.4, 'b': 3.1}
+            >>> model.config.default_threshold = 0.3  # doctest: +SKIP
+        """
+        from .evaluation.keep_calibration_fit import fit_keep_calibration
+
+        fitted = fit_keep_calibration(
+            self,
+            records,
+            method=method,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+        )
+        self.config.keep_calibration = fitted
+        return fitted
+
     def save_pretrained(
         self, save_directory: str | os.PathLike[str], *, export_ranking_model: bool = False
     ) -> None:

@@ -32,6 +32,7 @@ from transformers.utils import cached_file
 
 SOURCE_FILES = (
     "configuration_pruning_encoder.py",
+    "keep_calibration.py",
     "modeling_pruning_encoder.py",
     "saving.py",
     "checks.py",

@@ -24,6 +24,8 @@ examples:
   {PROG} calibrate --data records.jsonl --target-compression 0.6 --json
   {PROG} calibrate --model my-model --data val.jsonl --target-answer-kept 0.9 \\
       --plot curve.png --save my-model-calibrated
+  {PROG} calibrate --data val.jsonl --fit-probabilities platt --target-answer-kept 0.95 \\
+      --save my-model-calibrated
 
 Records are in the training format (query, texts, labels, relevant_spans, answers), each with
 answers or relevant spans. One forward pass scores every sentence; every threshold 0.01..0.99 is
@@ -62,6 +64,12 @@ def add_calibrate(commands: Any, parents: list[argparse.ArgumentParser]) -> None
         help="remove this share of all characters, in (0, 1]",
     )
     calibrate.add_argument(
+        "--fit-probabilities",
+        choices=("platt", "isotonic"),
+        help="first fit the model's keep-probabilities to the records' relevant sentences "
+        "(thresholds then compare calibrated probabilities; --save keeps the fit)",
+    )
+    calibrate.add_argument(
         "--json", action="store_true", help="print one JSON object (threshold, target, curve)"
     )
     calibrate.add_argument(
@@ -83,6 +91,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     records = read_records_option(args.data)
     model = load_model(chosen_model_path(args.model), args)
     try:
+        if args.fit_probabilities:
+            model.calibrate_keep_probabilities(
+                records,
+                method=args.fit_probabilities,
+                batch_size=args.batch_size,
+                show_progress_bar=not args.quiet and sys.stderr.isatty(),
+            )
         calibration = calibrate(
             model,
             records,

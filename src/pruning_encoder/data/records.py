@@ -93,11 +93,15 @@ def read_records(path: str | Path) -> list[Record]:
     return records
 
 
-def load_records(data: str | Path | Iterable[dict[str, Any]]) -> list[Record]:
-    """Records from a JSONL path, or from any iterable of dicts such as a ``datasets.Dataset``."""
+def load_records(data: str | Path | Iterable[dict[str, Any] | Record]) -> list[Record]:
+    """Records from a JSONL path, or from any iterable of dicts (such as a ``datasets.Dataset``)
+    or :class:`Record` objects (taken as they are)."""
     if isinstance(data, str | Path):
         return read_records(data)
-    records = [parse_record(row, f"row {i}") for i, row in enumerate(data)]
+    records = [
+        row if isinstance(row, Record) else parse_record(row, f"row {i}")
+        for i, row in enumerate(data)
+    ]
     if not records:
         raise DataError("The dataset has no records.")
     return records
