@@ -171,6 +171,11 @@ def test_isotonic_fits_observed_rates_with_few_knots() -> None:
     )
     assert before["ece"] > 0.3 and after["ece"] < 0.02
     assert [row["sentences"] for row in after["bins"]] == [4000] * 5
+    uniform = reliability(p, relevant, bins=10, strategy="uniform")
+    assert [(row["low"] >= 0, row["high"] < 0.1) for row in uniform["bins"]] == [(True, True)]
+    assert uniform["ece"] == pytest.approx(before["ece"], abs=0.01)
+    with pytest.raises(ValueError, match="Unknown strategy 'equal'"):
+        reliability(p, relevant, strategy="equal")
 
 
 @pytest.mark.parametrize("fit", [fit_platt, fit_isotonic])

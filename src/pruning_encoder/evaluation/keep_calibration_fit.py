@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ NEWTON_STEPS = 100
 
 def fit_keep_calibration(
     model: Any,
-    records: str | PathLike[str] | Iterable[dict[str, Any] | Record],
+    records: str | Path | Iterable[dict[str, Any] | Record],
     *,
     method: str = "platt",
     batch_size: int = 32,
@@ -233,25 +233,39 @@ def fit_isotonic(probabilities: np.ndarray, relevant: np.ndarray) -> dict[str, A
 
 
 def reliability(
-    probabilities: np.ndarray, relevant: np.ndarray, *, bins: int = 5
+    probabilities: np.ndarray, relevant: np.ndarray, *, bins: int = 5, strategy: str = "quantile"
 ) -> dict[str, Any]:
     """How well probabilities match observed rates: a reliability table and its ECE.
 
-    The sentences are sorted by probability and cut into ``bins`` groups of (nearly) equal
-    size, since raw keep-probabilities crowd in a narrow range where equal-width bins would
-    leave all but one empty.
+    Args:
+        probabilities: ``[sentences]`` keep-probabilities in [0, 1].
+        relevant: ``[sentences]`` bool labels.
+        bins: How many bins.
+        strategy: ``"quantile"``: the sentences sorted by probability and cut into bins of
+            (nearly) equal size, since raw keep-probabilities crowd in a narrow range where
+            equal-width bins would leave all but one empty; ``"uniform"``: bins of equal width
+            on [0, 1] (the last one closed), empty ones left out.
 
     Returns:
         ``{"bins": [{"low", "high", "sentences", "predicted", "observed"}, ...], "ece": ...}``:
-        each bin's range, size, mean probability and share of relevant sentences; ``ece`` is
-        the expected calibration error, the size-weighted mean of ``|predicted - observed|``
-        (M. P. Naeini, G. Cooper and M. Hauskrecht, AAAI 2015).
+        each bin's lowest and highest probability, size, mean probability and share of
+        relevant sentences; ``ece`` is the expected calibration error, the size-weighted mean
+        of ``|predicted - observed|`` (M. P. Naeini, G. Cooper and M. Hauskrecht, AAAI 2015).
+
+    Raises:
+        ValueError: An unknown ``strategy``, or arrays of different shapes.
     """
     p, y = _labelled(probabilities, relevant, both_classes=False)
-    order = np.argsort(p, kind="stable")
+    if strategy == "quantile":
+        parts = np.array_split(np.argsort(p, kind="stable"), bins)
+    elif strategy == "uniform":
+        which = np.minimum((p * bins).astype(int), bins - 1)
+        parts = [np.flatnonzero(which == b) for b in range(bins)]
+    else:
+        raise ValueError(f"Unknown strategy {strategy!r}: expected 'quantile' or 'uniform'.")
     rows = []
     error = 0.0
-    for part in np.array_split(order, bins):
+    for part in parts:
         if not len(part):
             continue
         predicted, observed = float(p[part].mean()), float(y[part].mean())
