@@ -310,6 +310,7 @@ def saved_calibrated(calibrated: PruningEncoder, tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_remote_code_without_the_package_applies_the_calibration(
     calibrated: PruningEncoder,
     saved_calibrated: Path,

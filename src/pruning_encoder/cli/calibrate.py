@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ..keep_calibration import METHODS
 from .common import (
     EXIT_INVALID_INPUT,
     EXIT_OK,
@@ -65,7 +66,7 @@ def add_calibrate(commands: Any, parents: list[argparse.ArgumentParser]) -> None
     )
     calibrate.add_argument(
         "--fit-probabilities",
-        choices=("platt", "isotonic"),
+        choices=METHODS,
         help="first fit the model's keep-probabilities to the records' relevant sentences "
         "(thresholds then compare calibrated probabilities; --save keeps the fit)",
     )

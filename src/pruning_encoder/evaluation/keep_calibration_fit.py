@@ -29,7 +29,8 @@ import numpy as np
 
 from ..data.records import Record, load_records
 from ..keep_calibration import METHODS
-from .metrics import _mostly_inside, sentence_probabilities
+from .metrics import mostly_inside
+from .predictions import sentence_probabilities
 
 __all__ = [
     "fit_isotonic",
@@ -142,7 +143,7 @@ def labelled_sentence_probabilities(
             for span, probability in zip(spans, probs, strict=True):
                 if probability > 0:
                     probabilities.append(float(probability))
-                    relevant.append(_mostly_inside(span, inside))
+                    relevant.append(mostly_inside(span, inside))
     if skipped:
         logger.warning("Left out %d relevant texts without relevant_spans.", skipped)
     return np.array(probabilities, dtype=np.float64), np.array(relevant, dtype=bool)
