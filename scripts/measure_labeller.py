@@ -36,8 +36,19 @@ def main(argv: list[str] | None = None) -> int:
             row = {"question": record.query, "context": record.texts[0], "id": i}
             stream.write(json.dumps({**row, "answers": record.answers}) + "\n")
     output = args.work / "labelled.jsonl"
-    command = [sys.executable, "-m", "pruning_encoder", "label", str(source), "--output",
-               str(output), "--gguf", args.gguf, "--threads", args.threads]
+    command = [
+        sys.executable,
+        "-m",
+        "pruning_encoder",
+        "label",
+        str(source),
+        "--output",
+        str(output),
+        "--gguf",
+        args.gguf,
+        "--threads",
+        args.threads,
+    ]
     subprocess.run(command, check=False)
     labelled = {row["id"]: row for row in map(json.loads, output.read_text().splitlines())}
     answer_inside = distractor_chars = distractor_labelled = evidence_chars = evidence_kept = 0
@@ -60,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     count = len(cases)
     print(f"contexts: {count}, labelled: {len(labelled)}")
     print(f"answer inside the labels: {answer_inside / count:.1%}")
-    print(f"distractor characters left unlabelled: {1 - distractor_labelled / distractor_chars:.1%}")
+    print(
+        f"distractor characters left unlabelled: {1 - distractor_labelled / distractor_chars:.1%}"
+    )
     print(f"evidence characters labelled: {evidence_kept / evidence_chars:.1%}")
     return 0
 
