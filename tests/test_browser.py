@@ -174,7 +174,7 @@ def test_service_page_prunes_and_follows_the_slider(
         browser.execute_script("arguments[0].value = arguments[1]", question, "museum " * 600)
         browser.find_element(By.ID, "prune").click()
         error = wait_for(browser, lambda d: d.find_element(By.ID, "error").text)
-        assert error.startswith("The question takes") and "at most" in error
+        assert error.startswith("The question (and title) take") and "at most" in error
 
 
 def test_html_file_shows_the_documents_and_follows_the_slider(
