@@ -115,14 +115,13 @@ def pruning_loss(
             is the mean over the tokens not ignored (0 where all are).
         ranking_targets: ``[batch]``; NaN marks a window without a target, which is skipped (the
             training collator writes NaN for a window of a relevant text that misses its
-            relevant sentences). With one logit, ``"bce"`` reads them as relevance in [0, 1]
-            and ``"mse"`` as a teacher's logits; with ``num_labels >= 2``, ``"bce"`` takes them
-            as class indices (cross-entropy, the positive class last).
+            relevant sentences). ``"bce"`` reads them as relevance in [0, 1], ``"mse"`` as a
+            teacher's logits.
         ranking_loss: ``"bce"`` or ``"mse"``.
 
     Raises:
         ValueError: An unknown ``ranking_loss``, ranking targets without a ranking head, or
-            ``"mse"`` with ``num_labels >= 2``.
+            ranking logits of more than one label (:func:`~.checks.check_num_labels`).
     """
     if ranking_loss not in RANKING_LOSSES:
         raise ValueError(
@@ -138,21 +137,18 @@ def pruning_loss(
     if ranking_targets is not None:
         if ranking_logits is None:
             raise ValueError("Ranking labels were given to a pruning_only model (no ranking head).")
+        check_num_labels(ranking_logits.shape[-1])
         logits = ranking_logits.float()
         targets = ranking_targets.reshape(-1).to(logits.dtype)
         known = ~torch.isnan(targets)
         if not known.any():  # nothing to learn here, but keep the head in the graph
             ranking = 0.0 * logits.sum()
-        elif logits.shape[-1] == 1:
+        else:
             ranking = (
                 nn.functional.binary_cross_entropy_with_logits
                 if ranking_loss == "bce"
                 else nn.functional.mse_loss
             )(logits[known, 0], targets[known])
-        elif ranking_loss == "bce":
-            ranking = nn.functional.cross_entropy(logits[known], targets[known].long())
-        else:
-            raise ValueError(f"The {ranking_loss} ranking loss needs num_labels=1.")
         terms.append(ranking_weight * ranking)
     return torch.stack(terms).sum() if terms else None
 

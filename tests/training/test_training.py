@@ -145,16 +145,12 @@ def test_loss_of_ignored_tokens_only_is_zero_not_nan() -> None:
     assert loss.item() == 0.0
 
 
-def test_loss_with_several_ranking_labels_is_cross_entropy_over_classes() -> None:
+def test_loss_refuses_several_ranking_labels_as_every_other_path_does() -> None:
     ranking = torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     pruning_logits, pruning_labels = torch.zeros(3, 1, 2), torch.full((3, 1), -100)
-    loss = PruningLoss()(
-        ranking, pruning_logits, pruning_labels, torch.tensor([0.0, 1.0, math.nan])
-    )
-    expected = torch.nn.functional.cross_entropy(ranking[:2], torch.tensor([0, 1]))
-    torch.testing.assert_close(loss, expected)
-    with pytest.raises(ValueError, match="mse ranking loss needs num_labels=1"):
-        PruningLoss("mse")(ranking, pruning_logits, pruning_labels, torch.zeros(3))
+    for loss in ("bce", "mse"):
+        with pytest.raises(ValueError, match="num_labels=2, but a PruningEncoder's ranking head"):
+            PruningLoss(loss)(ranking, pruning_logits, pruning_labels, torch.zeros(3))
 
 
 def test_loss_rejects_bad_settings() -> None:

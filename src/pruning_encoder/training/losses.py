@@ -63,7 +63,7 @@ class PruningLoss(nn.Module):
 
         Raises:
             ValueError: A ranking term (``ranking_weight > 0``) without a ranking head or targets;
-                ``"mse"`` with ``num_labels >= 2``.
+                ranking logits of more than one label.
         """
         if self.ranking_weight == 0:
             ranking_targets = None
