@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pruning_encoder import wiki_data
+from pruning_encoder.data.fanoutqa import question_hits
 from pruning_encoder.data.records import parse_record, read_records
 from pruning_encoder.data.wiki import build_wiki_dataset
 from pruning_encoder.data.wiki_questions import RULES
@@ -260,3 +261,69 @@ def test_relevant_articles_of_evaluation_splits_are_their_own() -> None:
                 for start, end in spans:
                     owner = next(r for r in rows if text[start:end] in r["extract"])
                     assert wiki_data._split_of(owner["title"]) == split
+
+
+def llm_rows(rows: list[dict[str, str]], count: int = 30) -> list[dict[str, Any]]:
+    """Lines of `write-questions` over the first articles, each written from their 2nd sentence."""
+    lines = []
+    for row in rows[:count]:
+        spans = split_sentences(row["extract"], "en")
+        name = row["title"].split()[2]  # e.g. "River": a word of the title
+        lines.append(
+            {
+                "title": row["title"],
+                "context": row["extract"],
+                "question": f"When was the {name} one built?",
+                "source_sentence": 2,
+                "source_span": list(spans[1]),
+            }
+        )
+    return lines
+
+
+def test_llm_questions_are_labelled_at_the_sentence_they_were_written_from() -> None:
+    rows = summaries()
+    written = llm_rows(rows)
+    vague = {**written[0], "question": "When was it built?"}  # names no subject: skipped
+    edited = {**written[1], "context": written[1]["context"] + " More."}  # not the article's text
+    splits = build_wiki_dataset(
+        rows, QUESTIONS, [], llm_questions=[*written[2:], vague, edited], kinds=["llm"], **SIZES
+    )
+    records = [r for split in splits.values() for r in split]
+    assert records and {r.id["kind"] for r in records} == {"llm"}
+    asked = {r.query for r in records}
+    assert "When was it built?" not in asked
+    for record in records:
+        for text, spans in zip(record.texts, record.relevant_spans, strict=True):
+            # Exactly the second sentence of the relevant summary: "It was built in ...".
+            assert [text[s:e].split()[:3] for s, e in spans] in ([], [["It", "was", "built"]])
+    # The vague and the edited lines' articles have no other question: no record asks of them.
+    assert not any(written[0]["title"] in t or written[1]["title"] in t for t in asked)
+    assert all(record.texts for record in records)
+
+
+def test_kinds_choose_the_queries() -> None:
+    rows = summaries()
+    questions = [{**q, "necessary_evidence": [{"title": rows[0]["title"]}]} for q in QUESTIONS]
+    rules = build_wiki_dataset(rows, questions, kinds=["rules"], **SIZES)
+    kinds = {r.id["kind"] for split in rules.values() for r in split}
+    assert kinds and kinds <= {rule.name for rule in RULES} | {"overview"}
+    fanoutqa = build_wiki_dataset(rows, questions, kinds=["fanoutqa"], **SIZES)
+    assert {r.id["kind"] for split in fanoutqa.values() for r in split} == {"fanoutqa"}
+    with pytest.raises(ValueError, match="unknown kinds \\['rule'\\]"):
+        build_wiki_dataset(rows, questions, kinds=["rule"], **SIZES)
+
+
+def test_distractors_are_the_top_bm25_hits_of_the_question() -> None:
+    rows = sorted(summaries(), key=lambda row: row["title"])  # the builder's order: ties
+    texts = [row["extract"] for row in rows]
+    titles = [row["title"] for row in rows]
+    for record in build()["train"]:
+        context = next(
+            t for t, label in zip(record.texts, record.labels, strict=True) if label and "\n" in t
+        )
+        parts = context.split("\n")
+        relevant = next(i for i, t in enumerate(texts) if t in parts and record.texts.count(t))
+        (hits,) = question_hits(texts, [record.query], [relevant], k=len(texts) - 1)
+        train_hits = [texts[i] for i in hits if wiki_data._split_of(titles[i]) == "train"]
+        assert set(parts) - {texts[relevant]} == set(train_hits[:2]), record.query

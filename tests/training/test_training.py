@@ -289,6 +289,24 @@ def test_command_line_overrides_apply(tmp_path: Path, tiny_backbone: Path) -> No
         load_train_config(path, ["max_steps"])
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_auto_follows_what_the_device_multiplies_natively(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    from pruning_encoder.training import config as config_module
+
+    asked = []
+    monkeypatch.setattr(config_module, "native_bf16", lambda device: asked.append(device) or native)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, tiny_backbone)))
+    config = load_train_config(path, ["training.bf16=auto", "training.use_cpu=true"])
+    assert config.training["bf16"] is native and asked == ["cpu"]
+    config.training_arguments()  # Trainer accepts what auto chose
+    assert load_train_config(path, ["training.bf16=false"]).training["bf16"] is False
+    with pytest.raises(ConfigError, match=r"training\.bf16 must be true or false, got .fast."):
+        load_train_config(path, ["training.bf16=fast"])
+
+
 def test_numbers_yaml_reads_as_strings_are_coerced_to_their_field_types(
     tmp_path: Path, tiny_backbone: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,5 +31,5 @@ def _build_data(args: argparse.Namespace) -> int:
 
     try:
         return run(args)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         raise CliError(str(error)) from None

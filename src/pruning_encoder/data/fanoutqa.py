@@ -140,10 +140,14 @@ def build_validation(
 
 
 def question_hits(
-    texts: Sequence[str], questions: Sequence[str], evidence: Sequence[int]
+    texts: Sequence[str],
+    questions: Sequence[str],
+    evidence: Sequence[int],
+    *,
+    k: int = RANKING_HITS,
 ) -> list[list[int]]:
-    """Per question, the indices of its top :data:`RANKING_HITS` BM25 hits over ``texts`` (see
-    the module doc), best first, ``evidence[i]`` excluded."""
+    """Per question, the indices of its top ``k`` BM25 hits over ``texts`` (see the module
+    doc), best first, ``evidence[i]`` excluded."""
     import bm25s
 
     retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
@@ -154,6 +158,6 @@ def question_hits(
     for query, excluded in zip(queries, evidence, strict=True):
         scores = retriever.get_scores(list(query)) if query else np.zeros(len(texts))
         order = np.argsort(-scores, kind="stable")  # ties: the earlier summary first
-        top = [int(i) for i in order[: RANKING_HITS + 1] if int(i) != excluded]
-        hits.append(top[:RANKING_HITS])
+        top = [int(i) for i in order[: k + 1] if int(i) != excluded]
+        hits.append(top[:k])
     return hits

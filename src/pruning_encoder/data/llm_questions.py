@@ -38,8 +38,10 @@ QUESTION_PROMPT = """\
 {sentences}
 
 Write {count} different questions that a person who has not read this text might ask, each \
-answered by one of its sentences. Use your own words: you may name the subject, but do not \
-copy the text's rare words or phrases. Reply with JSON only: \
+answered by one of its sentences. Each question must name what it asks about (not "it", "the \
+country", "this person"), so that it makes sense without the text. Use your own words: do \
+not copy the text's rare words or phrases. \
+Reply with JSON only: \
 {{"questions": [{{"question": "...", "sentence": number of the sentence that answers it}}]}}"""
 MAX_QUESTION_CHARS = 200
 

@@ -18,12 +18,16 @@ Example (every key but ``model.base``, ``data.train`` and ``training.output_dir`
     training:                # any transformers TrainingArguments field
       output_dir: runs/minilm-l6-wiki
       learning_rate: 3.0e-4
+      bf16: auto             # bf16 autocast where the device multiplies bf16 natively
 
 Relative paths are relative to the working directory. ``--set section.key=value`` on the command
 line overrides a key (the value is parsed as YAML). Values are checked against the type of their
 key (``TrainingArguments``' field types for the ``training`` section): a number YAML reads as a
 string (``1e-4``: YAML 1.1 wants ``1.0e-4``) is taken as the number it spells; a value that is
-not of its key's type is a ``ConfigError`` naming the key.
+not of its key's type is a ``ConfigError`` naming the key. ``training.bf16: auto`` turns bf16
+autocast on where the training device multiplies bf16 in hardware
+(:func:`~pruning_encoder.precision.native_bf16`: a CPU with avx512_bf16 or AMX, an Ampere or later
+GPU) and off elsewhere, where emulated bf16 is slower than float32.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import yaml
 
 from ..checks import check_mode, check_num_labels, check_threshold
+from ..precision import AUTO, native_bf16
 from .losses import RANKING_LOSSES
 from .training_args import PruningEncoderTrainingArguments
 
@@ -135,6 +140,11 @@ def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConf
     training = _mapping(raw["training"], source, "training")
     arguments = {f.name for f in fields(PruningEncoderTrainingArguments) if f.init}
     _reject_unknown(training, arguments, source, "training.")
+    if training.get("bf16") == AUTO:
+        device = _training_device(training)
+        training["bf16"] = native_bf16(device)
+        if training["bf16"] and device == "cpu":
+            training["use_cpu"] = True  # Trainer's condition for bf16 autocast on a CPU
     hints = _field_types(PruningEncoderTrainingArguments)
     training = {
         key: _coerce(value, hints[key], source, f"training.{key}")
@@ -154,6 +164,13 @@ def parse_train_config(raw: dict[str, Any], source: str = "config") -> TrainConf
     if threshold == "tune" and data.eval is None:
         raise ConfigError(f"{source}: threshold 'tune' needs data.eval (a validation file).")
     return TrainConfig(model, data, dict(training), loss, threshold)
+
+
+def _training_device(training: dict[str, Any]) -> str:
+    """Where the Trainer will run: CUDA when there is one and ``use_cpu`` is not set."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() and not training.get("use_cpu") else "cpu"
 
 
 def _rule(check: Any, value: Any, source: str, key: str) -> Any:
@@ -213,14 +230,20 @@ def _field_types(cls: type) -> dict[str, Any]:
 def _coerce(value: Any, annotation: Any, source: str, key: str) -> Any:
     """``value`` as its key's type where that type is a number (``int`` or ``float``, or None):
     a string that spells a number becomes it (YAML 1.1 reads ``1e-4`` as a string), an integral
-    float becomes an int for an ``int`` key. Other types are left to their consumer.
+    float becomes an int for an ``int`` key; a ``bool`` key takes only true or false. Other types
+    are left to their consumer.
 
     Raises:
-        ConfigError: A number was expected and ``value`` is not one; the message names the key.
+        ConfigError: A number or a bool was expected and ``value`` is not one; the message names
+            the key.
     """
     options = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
     if value is None and type(None) in options:
         return None
+    if bool in options and not set(options) - {bool, type(None)}:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got {value!r}.")
+        return value
     numeric = not set(options) - {int, float, type(None)}
     wants_float = float in options
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
