@@ -13,7 +13,7 @@ import pytest
 from pruning_encoder import wiki_data
 from pruning_encoder.data.fanoutqa import question_hits
 from pruning_encoder.data.records import parse_record, read_records
-from pruning_encoder.data.wiki import build_wiki_dataset
+from pruning_encoder.data.wiki import build_wiki_dataset, names_subject
 from pruning_encoder.data.wiki_questions import RULES
 from pruning_encoder.sentence_splitter import split_sentences
 
@@ -327,3 +327,12 @@ def test_distractors_are_the_top_bm25_hits_of_the_question() -> None:
         (hits,) = question_hits(texts, [record.query], [relevant], k=len(texts) - 1)
         train_hits = [texts[i] for i in hits if wiki_data._split_of(titles[i]) == "train"]
         assert set(parts) - {texts[relevant]} == set(train_hits[:2]), record.query
+
+
+def test_a_question_names_its_subject_by_a_word_of_the_title_not_a_function_word() -> None:
+    assert names_subject("When was the poem first published?", "The Raven") is False
+    assert names_subject("Who wrote The Raven?", "The Raven") is True
+    assert names_subject("What is the capital of the country?", "Marshall Islands") is False
+    assert names_subject("What is the capital of the Marshall Islands?", "Marshall Islands")
+    assert names_subject("How hot is Mercury?", "Mercury (planet)") is True
+    assert names_subject("What is a planet?", "Mercury (planet)") is False  # the qualifier

@@ -59,8 +59,12 @@ SPLITS = ("train", "validation", "heldout")
 KINDS = ("fanoutqa", "rules", "llm")
 MAX_SENTENCES = 8
 HITS = 10
-CONTEXT_NEIGHBOURS = 2
+CONTEXT_HITS = 2
 PEOPLE_TOPIC = "People"
+# Words of a title that do not name its subject ("The Raven": "the poem" does not name it).
+FUNCTION_WORDS = frozenset(
+    ["the", "and", "for", "with", "from", "into", "its", "his", "her", "their", "of", "in", "on"]
+)
 
 
 @dataclass
@@ -208,11 +212,12 @@ def training_passages(
 
 def names_subject(question: str, title: str) -> bool:
     """Whether ``question`` names its article's subject: it holds a word of at least 3 letters
-    of the article's :func:`~.wiki_questions.entity_name` (case ignored). A question such as
+    of the article's :func:`~.wiki_questions.entity_name`, other than a function word such as
+    "the" (case ignored). A question such as
     "What is the capital of the country?" cannot be answered without the passage, and the top
     BM25 hits of such a question are not what a retriever returns for a real one."""
-    words = {w for w in re.findall(r"\w+", entity_name(title).casefold()) if len(w) >= 3}
-    return bool(words & set(re.findall(r"\w+", question.casefold())))
+    words = set(re.findall(r"\w+", entity_name(title).casefold())) - FUNCTION_WORDS
+    return bool({w for w in words if len(w) >= 3} & set(re.findall(r"\w+", question.casefold())))
 
 
 def write_wiki_dataset(
@@ -413,10 +418,10 @@ def _record(
 ) -> Record | None:
     texts: list[tuple[str, list[tuple[int, int]]]] = []
     negative_pool = pool[:HITS]
-    if len(negative_pool) < CONTEXT_NEIGHBOURS + 2:
+    if len(negative_pool) < CONTEXT_HITS + 2:
         return None
     for article, sentences in zip(relevant_articles, relevant_sentences, strict=True):
-        units = [(article, set(sentences))] + [(i, set()) for i in pool[:CONTEXT_NEIGHBOURS]]
+        units = [(article, set(sentences))] + [(i, set()) for i in pool[:CONTEXT_HITS]]
         rng.shuffle(units)
         texts.append(_join(articles, units, "\n"))
         texts.append(_join(articles, [(article, set(sentences))], " "))
