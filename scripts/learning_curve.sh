@@ -7,6 +7,8 @@
 # Contexts are those of `pruning-encoder build-data`: the relevant summary with the question's top
 # BM25 hits. Usage: bash scripts/learning_curve.sh [STEPS]   (default 150; 32 pairs a step)
 # Writes runs/curve-KIND/{model,fanoutqa.json} and prints the table (scripts/curve_table.py).
+# Every run reads the same validation file (the rule questions': LLM questions are written for
+# training summaries only).
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 cd "$(dirname "$0")/.."
@@ -22,7 +24,7 @@ for kind in rules llm mix; do
     run=runs/curve-$kind
     [ -f "$run/model/config.json" ] ||
         "$bin/pruning-encoder" train configs/minilm-l6-wiki-retrieval.yaml \
-            --set data.train="$data/train.jsonl" --set data.eval="$data/validation.jsonl" \
+            --set data.train="$data/train.jsonl" --set data.eval=data/curve-rules/validation.jsonl \
             --set training.max_steps="$steps" --set training.output_dir="$run"
     [ -f "$run/fanoutqa.json" ] ||
         "$bin/pruning-encoder" eval -q --model "$run/model" --output "$run/fanoutqa.json" >/dev/null

