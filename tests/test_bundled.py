@@ -42,21 +42,46 @@ def test_a_local_directory_of_the_same_name_wins(
     assert bundle_dir(DEFAULT_MODEL) is None
 
 
-def test_the_readme_main_command_keeps_the_louvre_and_drops_the_cheetah(
+def test_the_readme_main_command_keeps_the_louvre_and_drops_the_rest_but_one_sentence(
     default_model: PruningEncoder,
 ) -> None:
     louvre = default_model.process("When did the Louvre open as a museum?", PARIS)
-    assert LOUVRE in louvre["pruned_context"]
+    assert louvre["pruned_context"].endswith(LOUVRE)
     assert CHEETAH not in louvre["pruned_context"]
     assert SPEED not in louvre["pruned_context"]
+    assert "Paris is the capital" not in louvre["pruned_context"]
+    assert louvre["compression_rate"] > 60
 
 
 def test_a_higher_threshold_keeps_the_louvre_sentence_alone(
     default_model: PruningEncoder,
 ) -> None:
-    louvre = default_model.process("When did the Louvre open as a museum?", PARIS, threshold=0.05)
+    louvre = default_model.process("When did the Louvre open as a museum?", PARIS, threshold=0.3)
     assert louvre["pruned_context"] == LOUVRE
     assert louvre["compression_rate"] > 80
+
+
+def test_the_default_threshold_lies_where_a_user_would_set_one(
+    default_model: PruningEncoder,
+) -> None:
+    assert 0.1 <= default_model.config.default_threshold <= 0.5
+
+
+def test_the_langchain_compressor_drops_an_unrelated_document() -> None:
+    pytest.importorskip("langchain_core")
+    from langchain_core.documents import Document
+
+    from pruning_encoder.integrations.langchain import PruningEncoderCompressor
+
+    bridge = (
+        "The Millau Viaduct is a cable-stayed bridge that spans the valley of the Tarn near "
+        "Millau in southern France. It was built between 2001 and 2004."
+    )
+    docs = [Document(page_content=bridge), Document(page_content="Cats purr.")]
+    kept = PruningEncoderCompressor(top_n=3).compress_documents(
+        docs, "When was the Tarn bridge built?"
+    )
+    assert len(kept) == 1 and "built between 2001 and 2004" in kept[0].page_content
 
 
 def test_keeps_the_answer_and_drops_the_unrelated(default_model: PruningEncoder) -> None:
