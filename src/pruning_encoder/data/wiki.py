@@ -125,8 +125,6 @@ def build_wiki_dataset(
     Raises:
         ValueError: An unknown kind.
     """
-    import bm25s  # noqa: F401  (the retriever of question_hits; fail before the work)
-
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown kinds {sorted(unknown)}; choose from {list(KINDS)}")
@@ -152,9 +150,8 @@ def build_wiki_dataset(
                 jobs.append((splits.pop(), "fanoutqa", question["question"], evidence, relevant))
     if "llm" in kinds:
         jobs.extend(_llm_jobs(articles, by_title, llm_questions))
-    for index in rng.sample(range(len(articles)), len(articles)):
-        if "rules" not in kinds:
-            break
+    order = rng.sample(range(len(articles)), len(articles))  # drawn for every kind: same seeds
+    for index in order if "rules" in kinds else ():
         article = articles[index]
         person = article.topic == PEOPLE_TOPIC
         for q in questions_for(
@@ -167,13 +164,17 @@ def build_wiki_dataset(
             jobs.append((article.split, q.kind, q.text, [index], [list(q.sentences)]))
 
     wanted = {"train": train_queries, "validation": validation_queries, "heldout": heldout_queries}
+    chosen = {split: [j for j in jobs if j[0] == split][: wanted[split]] for split in SPLITS}
+    # One retrieval for every split's queries; each split takes its share in order (zip reads
+    # the split's jobs first, so it stops without taking the next split's first pool).
+    pools = iter(
+        _distractors(articles, [(job[2], job[3]) for split in SPLITS for job in chosen[split]])
+    )
     result: dict[str, list[Record]] = {}
     for split in SPLITS:
-        chosen = [j for j in jobs if j[0] == split][: wanted[split]]
-        pools = _distractors(articles, [(query, relevant) for _, _, query, relevant, _ in chosen])
         records: list[Record] = []
         for (_, kind, query, relevant_articles, relevant_sentences), pool in zip(
-            chosen, pools, strict=True
+            chosen[split], pools, strict=False
         ):
             record = _record(
                 articles,
