@@ -3,8 +3,9 @@
     python scripts/curve_table.py RUN_DIR [RUN_DIR ...]
 
 Each RUN_DIR holds ``fanoutqa.json``. Columns: MRR@10 on the 256 ranking cases; on the 39 pruning
-cases, the keep threshold that is the highest of the report's trade-off curve keeping every answer
-of at least 95% of them, and what it removes there; then the same at a fixed threshold 0.1.
+cases, the highest threshold of the report's trade-off curve that keeps every answer of at least
+95% of them (the lowest when none does), and what it removes there; then the same at a fixed
+threshold 0.1.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import json
 import sys
 from pathlib import Path
 
+from pruning_encoder.evaluation.thresholds import highest_reaching
+
 TARGET = 0.95
 
 
 def row(report: dict) -> list[str]:
     curve = report["curves"]["model"]
-    reaching = [p for p in curve if p["answer_kept"] >= TARGET] or [
-        min(curve, key=lambda p: p["threshold"])
-    ]
-    best = max(reaching, key=lambda p: p["threshold"])
+    chosen = highest_reaching(curve, "answer_kept", TARGET)
+    if chosen is None:
+        chosen = min(p["threshold"] for p in curve)
+    best = next(p for p in curve if p["threshold"] == chosen)
     fixed = min(curve, key=lambda p: abs(p["threshold"] - 0.1))
     cells = [f"{report['methods']['model']['mrr@10']:.3f}"]
     for point in (best, fixed):
