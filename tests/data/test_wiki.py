@@ -336,3 +336,18 @@ def test_a_question_names_its_subject_by_a_word_of_the_title_not_a_function_word
     assert names_subject("What is the capital of the Marshall Islands?", "Marshall Islands")
     assert names_subject("How hot is Mercury?", "Mercury (planet)") is True
     assert names_subject("What is a planet?", "Mercury (planet)") is False  # the qualifier
+
+
+def test_a_questions_file_that_is_not_json_lines_is_named_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wiki_data, "load_sources", sources)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "Where?"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"questions\.jsonl:2: not JSON"):
+        wiki_data.write_wiki_dataset(tmp_path / "data", llm_questions=[questions], **SIZES)
+    with pytest.raises(FileNotFoundError, match=r"missing\.jsonl"):
+        wiki_data.write_wiki_dataset(
+            tmp_path / "data", llm_questions=[tmp_path / "missing.jsonl"], **SIZES
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["questions.jsonl"]  # nothing written
